@@ -1,0 +1,27 @@
+"""The cluster definition: schema and defaults, loading, preflight, downloads, local state."""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from cluster.model import ClusterFileError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CLUSTER_FILE = PROJECT_DIR / "lab" / "clusters" / "ha.yaml"
+
+
+def cluster_file():
+    """The cluster file this run uses: $KUBEHA_CLUSTER, else the built-in lab's HA layout."""
+    return Path(os.environ.get("KUBEHA_CLUSTER") or DEFAULT_CLUSTER_FILE)
+
+
+@lru_cache(maxsize=None)
+def load_checked(path=None):
+    """The cluster of this run, after preflight; raises ClusterFileError listing every problem."""
+    from cluster.preflight import check
+
+    path = Path(path) if path else cluster_file()
+    cluster, problems = check(path)
+    if problems:
+        raise ClusterFileError(path, problems)
+    return cluster

@@ -1,0 +1,293 @@
+"""The cluster definition, loaded from its YAML file and filled from the schema's defaults.
+
+`load(path)` returns a Cluster and the list of problems found while reading it; preflight adds
+the checks that need the whole picture. Nothing here touches a host.
+"""
+
+import difflib
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+
+from cluster.schema import HOST_KEYS, HOST_SSH_KEYS, KNOBS, ROLES, sections
+
+VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+
+    def __str__(self):
+        return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    roles: tuple
+    ssh_user: str
+    ssh_key: str
+    ssh_port: int
+    labels: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass
+class Cluster:
+    source: Path
+    hosts: list
+    settings: dict  # {section: SimpleNamespace} and plain values for top-level knobs
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["settings"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def group(self, role):
+        return [host for host in self.hosts if role in host.roles]
+
+    @property
+    def control_planes(self):
+        return self.group("control_plane")
+
+    @property
+    def first_control_plane(self):
+        """The host that runs `kubeadm init`: the first control plane in the file's order."""
+        planes = self.control_planes
+        return planes[0] if planes else None
+
+    @property
+    def etcd_hosts(self):
+        return self.group("etcd")
+
+    @property
+    def workers_group(self):
+        return self.group("worker")
+
+    @property
+    def lb_hosts(self):
+        return self.group("lb")
+
+    def host(self, name):
+        return next((h for h in self.hosts if h.name == name), None)
+
+    @cached_property
+    def api_address(self):
+        """Address clients outside the cluster use for the API (VIP, external LB or first CP)."""
+        if self.api.mode in ("keepalived_haproxy", "kube_vip"):
+            return self.api.vip
+        if self.api.mode == "external":
+            return self.api.external_address
+        first = self.first_control_plane
+        return first.address if first else None
+
+    @property
+    def control_plane_endpoint(self):
+        return f"{self.api.endpoint_name}:{self.api.port}"
+
+    def uses_localhost_proxy(self, host):
+        """Whether this host reaches the API through its own proxy on 127.0.0.1."""
+        if "control_plane" in host.roles:
+            return False
+        return self.workers.api_access == "localhost_proxy" or self.api.mode == "none"
+
+    def endpoint_address_for(self, host):
+        """What `api.endpoint_name` resolves to on this host, in its /etc/hosts."""
+        if self.uses_localhost_proxy(host):
+            return "127.0.0.1"
+        if self.api.mode == "none":
+            # client-side only: control planes talk to the first control plane's apiserver
+            return self.first_control_plane.address
+        return self.api_address
+
+    @property
+    def state_dir(self):
+        base = os.environ.get("KUBEHA_STATE_DIR") or os.path.expanduser("~/.local/state/kubeha")
+        return Path(base) / self.name
+
+
+class ClusterFileError(Exception):
+    def __init__(self, source, problems):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} problem(s) in the cluster definition:"]
+        lines += [f"  - {problem}" for problem in problems]
+        super().__init__("\n".join(lines))
+
+
+def _suggest(key, allowed):
+    close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_kind(path, kind, value):
+    """Returns (value, problem or None), coercing where the YAML type is an obvious fit."""
+    if value is None:
+        return None, None
+    if kind == "bool":
+        return (value, None) if isinstance(value, bool) else (None, "must be true or false")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, "must be a whole number"
+        return value, None
+    if kind in ("map",):
+        return (value, None) if isinstance(value, dict) else (None, "must be a mapping")
+    if kind == "list":
+        return (value, None) if isinstance(value, list) else (None, "must be a list")
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return None, "must be a string"
+    value = str(value)
+    if kind == "ip":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return None, f"'{value}' is not an IP address"
+    elif kind == "cidr":
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError as error:
+            return None, f"'{value}' is not a network in CIDR form ({error})"
+    elif kind == "url":
+        if not URL_RE.match(value):
+            return None, f"'{value}' is not an http(s) URL"
+        value = value.rstrip("/")
+    elif kind == "version":
+        match = VERSION_RE.match(value)
+        if not match:
+            return None, f"'{value}' is not a version like 1.2.3"
+        value = ".".join(match.groups())
+    elif kind == "path":
+        value = os.path.expanduser(value)
+    return value, None
+
+
+def _read_knobs(raw, problems):
+    allowed_sections = sections()
+    top_level = {knob.path for knob in KNOBS if "." not in knob.path} | {"hosts"}
+    for key, value in raw.items():
+        if key in allowed_sections:
+            if not isinstance(value, dict):
+                problems.append(Problem(key, "must be a mapping"))
+                continue
+            for sub in value:
+                if sub not in allowed_sections[key]:
+                    problems.append(Problem(f"{key}.{sub}", "unknown key" + _suggest(sub, allowed_sections[key])))
+        elif key not in top_level:
+            problems.append(Problem(key, "unknown key" + _suggest(key, set(allowed_sections) | top_level)))
+
+    settings = {section: {} for section in allowed_sections}
+    for knob in KNOBS:
+        if "." in knob.path:
+            section, key = knob.path.split(".", 1)
+            container = raw.get(section) if isinstance(raw.get(section), dict) else {}
+        else:
+            section, key, container = None, knob.path, raw
+        present = key in container and container[key] is not None
+        value = container[key] if present else None
+        if present:
+            value, error = _check_kind(knob.path, knob.kind, value)
+            if error:
+                problems.append(Problem(knob.path, error))
+            elif knob.choices and value not in knob.choices:
+                problems.append(Problem(knob.path, f"'{value}' is not one of: {', '.join(knob.choices)}"))
+                value = None
+        elif knob.required:
+            problems.append(Problem(knob.path, "is required"))
+        else:
+            value = knob.default.copy() if isinstance(knob.default, (dict, list)) else knob.default
+        if section:
+            settings[section][key] = value
+        else:
+            settings[key] = value
+    return {
+        key: SimpleNamespace(**value) if key in allowed_sections else value
+        for key, value in settings.items()
+    }
+
+
+def _read_hosts(raw_hosts, ssh, problems):
+    if raw_hosts is None:
+        problems.append(Problem("hosts", "is required: list the machines of the cluster"))
+        return []
+    if not isinstance(raw_hosts, list):
+        problems.append(Problem("hosts", "must be a list"))
+        return []
+    hosts = []
+    for index, entry in enumerate(raw_hosts):
+        where = f"hosts[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, "must be a mapping with name, address and roles"))
+            continue
+        name = entry.get("name")
+        if isinstance(name, str):
+            where = f"hosts[{name}]"
+        for key in entry:
+            if key not in HOST_KEYS:
+                problems.append(Problem(f"{where}.{key}", "unknown key" + _suggest(key, HOST_KEYS)))
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(f"{where}.name", "is required"))
+            name = None
+        address, error = _check_kind(None, "ip", entry.get("address"))
+        if error:
+            problems.append(Problem(f"{where}.address", error))
+        elif address is None:
+            problems.append(Problem(f"{where}.address", "is required"))
+        roles = entry.get("roles")
+        if not isinstance(roles, list) or not roles:
+            problems.append(Problem(f"{where}.roles", f"must be a non-empty list of: {', '.join(ROLES)}"))
+            roles = []
+        for role in roles:
+            if role not in ROLES:
+                problems.append(Problem(f"{where}.roles", f"unknown role '{role}'" + _suggest(role, ROLES)))
+        host_ssh = entry.get("ssh") or {}
+        if not isinstance(host_ssh, dict):
+            problems.append(Problem(f"{where}.ssh", "must be a mapping"))
+            host_ssh = {}
+        for key in host_ssh:
+            if key not in HOST_SSH_KEYS:
+                problems.append(Problem(f"{where}.ssh.{key}", "unknown key" + _suggest(key, HOST_SSH_KEYS)))
+        port, error = _check_kind(None, "int", host_ssh.get("port"))
+        if error:
+            problems.append(Problem(f"{where}.ssh.port", error))
+        labels = entry.get("labels") or {}
+        if not isinstance(labels, dict):
+            problems.append(Problem(f"{where}.labels", "must be a mapping"))
+            labels = {}
+        key_path = host_ssh.get("key")
+        hosts.append(Host(
+            name=name,
+            address=address,
+            roles=tuple(role for role in roles if role in ROLES),
+            ssh_user=host_ssh.get("user") or ssh.user,
+            ssh_key=os.path.expanduser(key_path) if key_path else ssh.key,
+            ssh_port=port or ssh.port,
+            labels={str(k): str(v) for k, v in labels.items()},
+        ))
+    return hosts
+
+
+def load(path):
+    """Reads a cluster file. Returns (Cluster or None, [Problem])."""
+    path = Path(path)
+    problems = []
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        return None, [Problem(str(path), f"cannot read the cluster file: {error.strerror}")]
+    except yaml.YAMLError as error:
+        return None, [Problem(str(path), f"is not valid YAML: {error}")]
+    if not isinstance(raw, dict):
+        return None, [Problem(str(path), "must be a YAML mapping")]
+    settings = _read_knobs(raw, problems)
+    hosts = _read_hosts(raw.get("hosts"), settings["ssh"], problems)
+    return Cluster(source=path, hosts=hosts, settings=settings), problems

@@ -1,0 +1,131 @@
+"""Every knob of the cluster file: its default, its allowed values and what it means.
+
+This table is the single source of defaults. The loader fills missing keys from it, preflight
+checks values against it, and the README's defaults table is generated from it (a test keeps
+the two in step).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("control_plane", "etcd", "worker", "lb")
+
+
+@dataclass(frozen=True)
+class Knob:
+    path: str
+    default: Any
+    kind: str  # str, int, bool, ip, cidr, url, path, version, map, list
+    doc: str
+    choices: tuple = ()
+    required: bool = False
+
+
+KNOBS = (
+    Knob("name", None, "str", "cluster name: names the local state directory", required=True),
+    # how the deploy reaches the hosts; each host may override user, key and port
+    Knob("ssh.user", None, "str", "SSH login user on every host", required=True),
+    Knob("ssh.key", None, "path", "private key file for that user", required=True),
+    Knob("ssh.port", 22, "int", "SSH port"),
+    Knob("ssh.sudo", True, "bool", "use sudo for privileged work (login user is not root)"),
+    Knob("ssh.known_hosts_file", None, "path", "known_hosts file to check host keys against"),
+    Knob("ssh.strict_host_key_checking", "accept-new", "str", "OpenSSH StrictHostKeyChecking",
+         choices=("yes", "accept-new")),
+    # addresses
+    Knob("network.node_cidr", None, "cidr", "subnet the hosts' addresses (and the VIP) live in",
+         required=True),
+    Knob("network.pod_cidr", "10.244.0.0/16", "cidr", "pod network = kubeadm podSubnet = Calico pool"),
+    Knob("network.service_cidr", "10.96.0.0/12", "cidr", "Service ClusterIP range"),
+    Knob("network.cluster_domain", "cluster.local", "str", "cluster DNS domain"),
+    # the API endpoint
+    Knob("api.mode", "keepalived_haproxy", "str",
+         "who holds the API address: keepalived+haproxy on `lb` hosts, kube-vip on the control "
+         "planes, an external load balancer, or none (client-side only)",
+         choices=("keepalived_haproxy", "kube_vip", "external", "none")),
+    Knob("api.vip", None, "ip", "virtual IP of the API (keepalived_haproxy, kube_vip)"),
+    Knob("api.external_address", None, "str", "address of the external load balancer (external)"),
+    Knob("api.port", 6443, "int", "API port clients use on the endpoint"),
+    Knob("api.interface", "eth0", "str", "interface the VIP is placed on"),
+    Knob("api.virtual_router_id", 51, "int", "VRRP router id (keepalived)"),
+    Knob("api.endpoint_name", "kube-api.kubeha.internal", "str",
+         "name of the API endpoint in kubeadm's controlPlaneEndpoint; each host resolves it in "
+         "/etc/hosts to the VIP or to its localhost proxy"),
+    Knob("api.extra_sans", [], "list", "additional names/addresses for the apiserver certificate"),
+    # how workers reach the API
+    Knob("workers.api_access", "localhost_proxy", "str",
+         "workers reach the API through a proxy on 127.0.0.1 that balances over every control "
+         "plane, or through the VIP", choices=("localhost_proxy", "vip")),
+    Knob("workers.proxy", "haproxy", "str", "the localhost proxy program", choices=("haproxy", "nginx")),
+    # Kubernetes
+    Knob("kubernetes.version", "1.35.8", "version", "Kubernetes version (kubeadm, kubelet, kubectl, images)"),
+    Knob("kubernetes.kube_proxy_mode", "iptables", "str", "kube-proxy mode",
+         choices=("iptables", "nftables", "ipvs")),
+    Knob("kubernetes.control_planes_schedulable", False, "bool",
+         "remove the control-plane taint so control planes also run workloads"),
+    Knob("kubernetes.allow_cgroup_v1", False, "bool",
+         "let kubelet >= 1.35 run on cgroup v1 hosts (failCgroupV1: false, and kubeadm's "
+         "SystemVerification preflight error ignored); deprecated upstream"),
+    Knob("kubernetes.image_registry", "registry.k8s.io", "str", "registry of the Kubernetes images"),
+    Knob("kubernetes.node_labels", {}, "map", "labels put on every node (name: value)"),
+    # etcd
+    Knob("etcd.topology", "external", "str",
+         "external: etcd as a systemd service with its own PKI on the `etcd` hosts; stacked: "
+         "kubeadm's etcd static pod on each control plane", choices=("external", "stacked")),
+    Knob("etcd.version", "3.6.14", "version", "etcd version (external topology)"),
+    # container runtime
+    Knob("containerd.version", "2.2.3", "version", "containerd version"),
+    Knob("containerd.runc_version", "1.3.3", "version", "runc version"),
+    Knob("containerd.crictl_version", "1.35.0", "version", "crictl version"),
+    Knob("containerd.cni_plugins_version", "1.8.0", "version", "CNI plugins version"),
+    Knob("containerd.pause_image_tag", "3.10.1", "str", "tag of the pause (sandbox) image"),
+    Knob("containerd.registry_mirrors", {}, "map",
+         "per-registry mirrors: {registry host: [mirror URL, ...]}"),
+    # Calico
+    Knob("calico.version", "3.31.5", "version", "Calico version"),
+    Knob("calico.mode", "vxlan", "str", "encapsulation: VXLAN, IP-in-IP, or plain BGP routing",
+         choices=("vxlan", "ipip", "bgp")),
+    Knob("calico.mtu", 0, "int", "pod interface MTU; 0 lets Calico detect it"),
+    Knob("calico.install", "manifest", "str", "install method", choices=("manifest", "operator")),
+    # the kubectl user
+    Knob("kubectl_user.name", "kubeops", "str",
+         "Linux user on the control planes with its own client certificate and kubeconfig"),
+    Knob("kubectl_user.group", "kubeha:admins", "str", "certificate organisation = RBAC group"),
+    Knob("kubectl_user.cluster_role", "cluster-admin", "str", "ClusterRole bound to that group"),
+    # host preparation
+    Knob("prep.time_sync", "chrony", "str", "time sync service", choices=("chrony", "systemd-timesyncd")),
+    Knob("prep.firewall", True, "bool",
+         "nftables table that lets the cluster ports be reached only from the node, pod and "
+         "service networks"),
+    Knob("prep.packages", [], "list", "extra OS packages to install"),
+    # where things are downloaded from
+    Knob("downloads.kubernetes_url", "https://dl.k8s.io", "url", "Kubernetes binaries"),
+    Knob("downloads.github_url", "https://github.com", "url", "etcd, containerd, runc, crictl, CNI"),
+    Knob("downloads.github_raw_url", "https://raw.githubusercontent.com", "url", "Calico manifest"),
+    Knob("offline.files_url", None, "url",
+         "mirror laid out like the upstream URLs: https://HOST/PATH is fetched as FILES_URL/HOST/PATH"),
+    Knob("offline.registry_mirror", None, "url",
+         "registry that containerd pulls every upstream registry's images from"),
+    Knob("offline.checksums_file", None, "path",
+         "YAML {component: {version: {arch: sha256}}} adding to or replacing the pinned checksums"),
+    Knob("offline.apt_proxy", None, "url", "HTTP proxy for the hosts' package manager"),
+    # read by the lab only
+    Knob("lab", {}, "map", "settings of the built-in lab (lab/ reads them, the deploy ignores them)"),
+)
+
+HOST_KEYS = {"name", "address", "roles", "ssh", "labels"}
+HOST_SSH_KEYS = {"user", "key", "port"}
+
+
+def knob_table():
+    """{path: Knob}, in declaration order."""
+    return {knob.path: knob for knob in KNOBS}
+
+
+def sections():
+    """Top-level keys that hold sub-keys, mapped to their allowed sub-keys."""
+    result = {}
+    for knob in KNOBS:
+        if "." in knob.path:
+            section, key = knob.path.split(".", 1)
+            result.setdefault(section, set()).add(key)
+    return result
