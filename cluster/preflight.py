@@ -198,11 +198,11 @@ def check_settings(cluster):
     problems = []
     if cluster.name and not CLUSTER_NAME_RE.match(cluster.name):
         problems.append(Problem("name", "must be lower-case letters, digits and '-' (it names a directory)"))
-    if cluster.ssh.key and not os.path.isfile(cluster.ssh.key) and not _is_lab_key(cluster):
-        problems.append(Problem("ssh.key", f"{cluster.ssh.key} does not exist"))
-    if cluster.ssh.known_hosts_file and not os.path.isfile(cluster.ssh.known_hosts_file) \
-            and not _is_lab_key(cluster):
-        problems.append(Problem("ssh.known_hosts_file", f"{cluster.ssh.known_hosts_file} does not exist"))
+    if cluster.ssh.key and not os.path.isfile(cluster.ssh.key):
+        problems.append(Problem("ssh.key", f"{cluster.ssh.key} does not exist{_lab_hint(cluster)}"))
+    if cluster.ssh.known_hosts_file and not os.path.isfile(cluster.ssh.known_hosts_file):
+        problems.append(Problem("ssh.known_hosts_file",
+                                f"{cluster.ssh.known_hosts_file} does not exist{_lab_hint(cluster)}"))
     if not 1 <= cluster.ssh.port <= 65535:
         problems.append(Problem("ssh.port", "must be between 1 and 65535"))
     user = cluster.kubectl_user
@@ -215,8 +215,8 @@ def check_settings(cluster):
     if mtu and not 1000 <= mtu <= 9000:
         problems.append(Problem("calico.mtu", "must be 0 (detect) or between 1000 and 9000"))
     checksums = cluster.offline.checksums_file
-    if checksums and not os.path.isfile(checksums) and not _is_lab_key(cluster):
-        problems.append(Problem("offline.checksums_file", f"{checksums} does not exist"))
+    if checksums and not os.path.isfile(checksums):
+        problems.append(Problem("offline.checksums_file", f"{checksums} does not exist{_lab_hint(cluster)}"))
     for key, value in cluster.kubernetes.node_labels.items():
         if not re.match(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$", str(key)):
             problems.append(Problem(f"kubernetes.node_labels.{key}", "is not a valid label key"))
@@ -227,9 +227,9 @@ def check_settings(cluster):
     return problems
 
 
-def _is_lab_key(cluster):
-    """The lab makes its key and known_hosts on `up`; the file may not exist before then."""
-    return bool(cluster.lab) and not os.environ.get("KUBEHA_STRICT_FILES")
+def _lab_hint(cluster):
+    """The lab makes its key, known_hosts and artifacts itself: say how."""
+    return " (the lab makes it: run `make lab`)" if cluster.lab else ""
 
 
 def check_downloads(cluster):

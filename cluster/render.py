@@ -1,0 +1,23 @@
+"""Rendering the templates in templates/ locally, so the content (and its checksum) is known
+before it reaches a host. A template is named after the file it produces, plus `.j2`."""
+
+from functools import lru_cache
+
+import jinja2
+
+from cluster import PROJECT_DIR
+
+
+@lru_cache(maxsize=None)
+def _environment():
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(PROJECT_DIR / "templates")),
+        undefined=jinja2.StrictUndefined,  # a missing value is an error, never an empty string
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(name, **values):
+    return _environment().get_template(name).render(**values)

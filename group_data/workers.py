@@ -1,0 +1,3 @@
+"""Data of the worker hosts."""
+
+join_as = "worker"
