@@ -13,9 +13,9 @@ from operations.config import config_file
 from operations.download import fetch
 
 if has_role("control_plane") or has_role("worker"):
-    fetch("kubeadm", dest_dir=host.data.bin_dir, mode="0755")
-    fetch("kubelet", dest_dir=host.data.bin_dir, mode="0755")
-    fetch("kubectl", dest_dir=host.data.bin_dir, mode="0755")
+    fetch("kubeadm", dest=f"{host.data.bin_dir}/kubeadm", mode="0755")
+    fetch("kubelet", dest=f"{host.data.bin_dir}/kubelet", mode="0755")
+    fetch("kubectl", dest=f"{host.data.bin_dir}/kubectl", mode="0755")
     config_file(
         name="Write the kubelet unit",
         path="/etc/systemd/system/kubelet.service",
