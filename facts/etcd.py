@@ -1,0 +1,141 @@
+"""Facts about the etcd cluster (etcdctl v3.6 over TLS) and the etcd binary on a host.
+
+``endpoints`` is a list of client URLs (or one comma-separated string); ``cacert``, ``cert``
+and ``key`` are paths on the host that etcdctl reads (the key is never printed).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from pyinfra.api import FactBase
+from typing_extensions import override
+
+from facts.common import MARKER, UNREACHABLE, dig, load_json, sections
+
+ETCD_BINARY = "/usr/local/bin/etcd"
+
+
+def _endpoint_list(endpoints: str | list[str]) -> list[str]:
+    if isinstance(endpoints, str):
+        endpoints = endpoints.split(",")
+    return [e.strip() for e in endpoints if e.strip()]
+
+
+def _etcdctl(endpoints, cacert: str, cert: str, key: str, args: str) -> str:
+    return (
+        f"etcdctl --endpoints={shlex.quote(','.join(_endpoint_list(endpoints)))}"
+        f" --cacert={shlex.quote(cacert)} --cert={shlex.quote(cert)} --key={shlex.quote(key)}"
+        f" --dial-timeout=2s --command-timeout=5s {args}"
+    )
+
+
+class EtcdMembers(FactBase[list | None]):
+    """
+    The cluster's members from ``etcdctl member list -w json`` (a linearizable read, so it
+    needs a quorum). IDs are hex, as etcdctl's table prints them; a member added but not
+    started yet has name "" and no client URLs. None when no member answers.
+
+    .. code:: python
+
+        [
+            {
+                "id": "7d8f837c8543d7c4",
+                "name": "cp1",
+                "peer_urls": ["https://10.123.0.21:2380"],
+                "client_urls": ["https://10.123.0.21:2379"],
+                "is_learner": False,
+            },
+        ]
+    """
+
+    @override
+    def requires_command(self, endpoints, cacert: str, cert: str, key: str) -> str:
+        return "etcdctl"
+
+    @override
+    def command(self, endpoints, cacert: str, cert: str, key: str) -> str:
+        return (
+            f"{_etcdctl(endpoints, cacert, cert, key, 'member list -w json')}"
+            f" 2>/dev/null || echo '{UNREACHABLE}'"
+        )
+
+    @override
+    def process(self, output: list[str]) -> list | None:
+        members = dig(load_json(output), "members")
+        if not isinstance(members, list):
+            return None
+        result = []
+        for member in members:
+            member_id = dig(member, "ID")
+            if not isinstance(member_id, int):
+                continue
+            result.append(
+                {
+                    "id": format(member_id, "x"),
+                    "name": dig(member, "name", default=""),
+                    "peer_urls": dig(member, "peerURLs", default=[]),
+                    "client_urls": dig(member, "clientURLs", default=[]),
+                    "is_learner": dig(member, "isLearner", default=False) is True,
+                }
+            )
+        return result
+
+
+class EtcdHealth(FactBase[dict]):
+    """
+    Whether each endpoint given answers a health check (``etcdctl endpoint health -w json``),
+    as ``{endpoint: bool}``. An endpoint that is down, has no quorum or is a learner (which
+    refuses the check's read) is False; every endpoint given is in the answer.
+
+    .. code:: python
+
+        {"https://10.123.0.21:2379": True, "https://10.123.0.22:2379": False}
+    """
+
+    default = dict
+
+    @override
+    def requires_command(self, endpoints, cacert: str, cert: str, key: str) -> str:
+        return "etcdctl"
+
+    @override
+    def command(self, endpoints, cacert: str, cert: str, key: str) -> str:
+        # The endpoints are echoed first so that process() can answer False for those
+        # etcdctl says nothing about. etcdctl exits 1 when one is unhealthy: not a failure.
+        listed = shlex.quote(f"{MARKER}endpoints {','.join(_endpoint_list(endpoints))}")
+        return (
+            f"echo {listed}; echo '{MARKER}health'; "
+            f"{_etcdctl(endpoints, cacert, cert, key, 'endpoint health -w json')} 2>/dev/null || true"
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        parts = sections(output)
+        health = {e: False for e in _endpoint_list(parts.get("endpoints", ("", []))[0])}
+        results = load_json(parts.get("health", ("", []))[1])
+        for result in results if isinstance(results, list) else []:
+            endpoint = dig(result, "endpoint")
+            if endpoint in health:
+                health[endpoint] = dig(result, "health") is True
+        return health
+
+
+class EtcdVersion(FactBase[str | None]):
+    """
+    The version of /usr/local/bin/etcd (``etcd --version``), e.g. "3.6.14"; None when the
+    binary is missing or says no version.
+    """
+
+    @override
+    def command(self) -> str:
+        return f"if [ -x {ETCD_BINARY} ]; then {ETCD_BINARY} --version 2>/dev/null || true; fi"
+
+    @override
+    def process(self, output: list[str]) -> str | None:
+        for line in output:
+            match = re.match(r"etcd Version:\s*v?(\d+\.\d+\.\d+\S*)", line.strip())
+            if match:
+                return match.group(1)
+        return None
