@@ -53,3 +53,32 @@ def arch(pyinfra_host=None):
 
     return ARCH_NAMES.get((pyinfra_host or host).get_fact(Arch))
 
+
+
+def reachable_hosts_with_role(role):
+    """Hosts of a role that this run is connected to (a stopped machine is left out)."""
+    from pyinfra import state
+
+    return [h for h in hosts_with_role(role) if h in state.active_hosts]
+
+
+def joined_control_planes():
+    """Reachable control planes that already run the control plane, in the file's order.
+
+    Read when called: inside an operation that is the state just before it runs.
+    """
+    from facts.kubernetes import KubeNodeState
+
+    return [h for h in reachable_hosts_with_role("control_plane")
+            if (h.get_fact(KubeNodeState) or {}).get("role") == "control_plane"]
+
+
+def anchor_control_plane():
+    """The control plane that cluster-wide actions (tokens, manifests, RBAC) run on: the first
+    joined and reachable one, so the deploy still works when the first control plane is down;
+    before any has joined, the first reachable one (the one that will run `kubeadm init`)."""
+    joined = joined_control_planes()
+    if joined:
+        return joined[0]
+    reachable = reachable_hosts_with_role("control_plane")
+    return reachable[0] if reachable else None

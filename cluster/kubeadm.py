@@ -1,0 +1,69 @@
+"""kubeadm's configuration for each node, rendered from the cluster definition."""
+
+from packaging.version import Version
+
+from cluster.render import render
+
+
+def _ignored_preflight_errors(cluster):
+    # kubeadm refuses cgroup v1 from 1.35 on in SystemVerification; the knob says it is wanted
+    if cluster.kubernetes.allow_cgroup_v1 and Version(cluster.kubernetes.version) >= Version("1.35"):
+        return ["SystemVerification"]
+    return []
+
+
+def _values(cluster, node, secrets, control_plane):
+    sans = [cluster.api.endpoint_name, "localhost", "127.0.0.1"]
+    if cluster.api_address:
+        sans.append(cluster.api_address)
+    for plane in cluster.control_planes:
+        sans += [plane.name, plane.address]
+    sans += [str(extra) for extra in cluster.api.extra_sans]
+    return {
+        "cluster": cluster,
+        "node": node,
+        "control_plane": control_plane,
+        "schedulable": cluster.kubernetes.control_planes_schedulable,
+        "control_plane_endpoint": cluster.control_plane_endpoint,
+        "bootstrap_token": secrets.bootstrap_token,
+        "ca_cert_hash": secrets.ca_cert_hash(),
+        "cert_sans": list(dict.fromkeys(sans)),
+        "etcd_members": cluster.etcd_hosts,
+        "ignore_preflight_errors": _ignored_preflight_errors(cluster),
+        "allow_cgroup_v1": cluster.kubernetes.allow_cgroup_v1,
+    }
+
+
+def init_config(cluster, node, secrets):
+    return render("kubeadm-init.yaml.j2", **_values(cluster, node, secrets, control_plane=True))
+
+
+def join_config(cluster, node, secrets):
+    control_plane = "control_plane" in node.roles
+    return render("kubeadm-join.yaml.j2", **_values(cluster, node, secrets, control_plane))
+
+
+def shared_control_plane_files(cluster, secrets):
+    """{path on a control plane: (local file, mode)}: what every control plane shares.
+
+    Only the CAs, the service-account keys and the etcd client credentials, as kubeadm's
+    manual certificate distribution lists; kubeadm makes each node's own certificates.
+    """
+    pki = "/etc/kubernetes/pki"
+    pairs = {
+        "ca": secrets.kubernetes_ca,
+        "front-proxy-ca": secrets.front_proxy_ca,
+    }
+    files = {}
+    for name, pair in pairs.items():
+        files[f"{pki}/{name}.crt"] = (pair.cert, "0644")
+        files[f"{pki}/{name}.key"] = (pair.key, "0600")
+    files[f"{pki}/sa.pub"] = (secrets.service_account.cert, "0644")
+    files[f"{pki}/sa.key"] = (secrets.service_account.key, "0600")
+    files[f"{pki}/etcd/ca.crt"] = (secrets.etcd_ca.cert, "0644")
+    if cluster.etcd.topology == "external":
+        files[f"{pki}/apiserver-etcd-client.crt"] = (secrets.apiserver_etcd_client.cert, "0644")
+        files[f"{pki}/apiserver-etcd-client.key"] = (secrets.apiserver_etcd_client.key, "0600")
+    else:  # kubeadm's stacked etcd signs each member's certificates with this CA
+        files[f"{pki}/etcd/ca.key"] = (secrets.etcd_ca.key, "0600")
+    return files

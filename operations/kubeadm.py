@@ -1,0 +1,69 @@
+"""kubeadm's cluster actions: init, bootstrap tokens, joins.
+
+Each reads the nodes' state when it runs (facts are read again just before an operation
+executes), so a node that is already part of the cluster is never initialised or joined twice,
+and the plan shown by `--dry` names exactly the actions a run would take.
+"""
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from cluster.context import anchor_control_plane, cluster, joined_control_planes, node, reachable_hosts_with_role
+from facts.kubernetes import BootstrapTokenIds, KubeNodeState
+
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+
+
+def _joined(pyinfra_host=None):
+    return bool(((pyinfra_host or host).get_fact(KubeNodeState) or {}).get("kubelet_conf"))
+
+
+@operation()
+def init(config_path):
+    """`kubeadm init` on this node, unless it or any other control plane already runs the cluster."""
+    if _joined():
+        host.noop(f"{node().name} is already part of the cluster")
+        return
+    running = joined_control_planes()
+    if running:
+        host.noop(f"the cluster already runs on {running[0].data.node_name}: {node().name} joins it instead")
+        return
+    yield f"kubeadm init --config {shlex.quote(config_path)} --skip-token-print"
+
+
+def _waiting_to_join():
+    return [h for role in ("control_plane", "worker") for h in reachable_hosts_with_role(role) if not _joined(h)]
+
+
+@operation()
+def bootstrap_token(token):
+    """Make sure the join token exists while a node waits to join; on the anchor control plane."""
+    if host != anchor_control_plane():
+        host.noop("tokens are made on the anchor control plane")
+        return
+    if not _joined():
+        host.noop("kubeadm init makes the first token")
+        return
+    if not _waiting_to_join():
+        host.noop("no node is waiting to join")
+        return
+    token_id = token.split(".", 1)[0]
+    if token_id in (host.get_fact(BootstrapTokenIds, kubeconfig=ADMIN_KUBECONFIG) or []):
+        host.noop(f"bootstrap token {token_id} is valid")
+        return
+    yield (f"kubeadm token create {shlex.quote(token)} --ttl 2h0m0s "
+           f"--kubeconfig {ADMIN_KUBECONFIG} >/dev/null")
+
+
+@operation()
+def join(config_path):
+    """`kubeadm join` with the pinned CA, unless this node already joined (or is initialising)."""
+    if _joined():
+        host.noop(f"{node().name} is already part of the cluster")
+        return
+    if node() == cluster().first_control_plane and not joined_control_planes():
+        host.noop(f"{node().name} initialises the cluster")
+        return
+    yield f"kubeadm join --config {shlex.quote(config_path)}"

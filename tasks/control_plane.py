@@ -1,0 +1,32 @@
+"""Control plane: the shared CAs and keys, kubeadm's configuration, `kubeadm init` on the first
+control plane, then every other control plane joined one at a time with the CA pinned.
+
+Runs on the control planes. Alone: `pyinfra inventory.py tasks/control_plane.py`.
+"""
+
+from pyinfra import host
+
+from cluster import kubeadm
+from cluster.context import cluster, has_role, is_first_control_plane, node, secrets
+from operations import kubeadm as kubeadm_ops
+from operations.config import config_file
+
+if has_role("control_plane"):
+    for path, (local_file, mode) in kubeadm.shared_control_plane_files(cluster(), secrets()).items():
+        config_file(name=f"Install {path}", path=path,
+                    content=local_file.read_bytes(), mode=mode, secret=mode == "0600")
+
+    init_config = f"{host.data.kubeadm_dir}/kubeadm-init.yaml"
+    join_config = f"{host.data.kubeadm_dir}/kubeadm-join.yaml"
+    if is_first_control_plane():
+        config_file(name="Write kubeadm's init configuration", path=init_config,
+                    content=kubeadm.init_config(cluster(), node(), secrets()), mode="0600", secret=True)
+    config_file(name="Write kubeadm's join configuration", path=join_config,
+                content=kubeadm.join_config(cluster(), node(), secrets()), mode="0600", secret=True)
+
+    if is_first_control_plane():
+        kubeadm_ops.init(name="kubeadm init on the first control plane", config_path=init_config)
+    kubeadm_ops.bootstrap_token(name="Make sure a bootstrap token exists for the joins",
+                                token=secrets().bootstrap_token)
+    kubeadm_ops.join(name="kubeadm join as a control plane, one at a time", config_path=join_config,
+                     _serial=True)

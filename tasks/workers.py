@@ -1,0 +1,18 @@
+"""Workers: kubeadm join with the CA pinned, through the API endpoint (their localhost proxy or
+the VIP). Workers join together; the control planes joined one at a time before them.
+
+Runs on the workers. Alone: `pyinfra inventory.py tasks/workers.py`.
+"""
+
+from pyinfra import host
+
+from cluster import kubeadm
+from cluster.context import cluster, has_role, node, secrets
+from operations import kubeadm as kubeadm_ops
+from operations.config import config_file
+
+if has_role("worker"):
+    join_config = f"{host.data.kubeadm_dir}/kubeadm-join.yaml"
+    config_file(name="Write kubeadm's join configuration", path=join_config,
+                content=kubeadm.join_config(cluster(), node(), secrets()), mode="0600", secret=True)
+    kubeadm_ops.join(name="kubeadm join as a worker", config_path=join_config)
