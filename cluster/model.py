@@ -194,16 +194,17 @@ def _read_knobs(raw, problems):
             section, key, container = None, knob.path, raw
         present = key in container and container[key] is not None
         value = container[key] if present else None
+        error = None
         if present:
             value, error = _check_kind(knob.path, knob.kind, value)
+            if not error and knob.choices and value not in knob.choices:
+                error = f"'{value}' is not one of: {', '.join(knob.choices)}"
             if error:
                 problems.append(Problem(knob.path, error))
-            elif knob.choices and value not in knob.choices:
-                problems.append(Problem(knob.path, f"'{value}' is not one of: {', '.join(knob.choices)}"))
-                value = None
         elif knob.required:
             problems.append(Problem(knob.path, "is required"))
-        else:
+        if not present or error:
+            # a wrong value is reported once; the other checks go on with the default
             value = knob.default.copy() if isinstance(knob.default, (dict, list)) else knob.default
         if section:
             settings[section][key] = value

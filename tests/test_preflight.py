@@ -1,0 +1,199 @@
+"""Every preflight case: a cluster file with one mistake is refused, naming the field."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.preflight import check
+from conftest import CLUSTER_FILES, local_copy
+
+
+@pytest.fixture
+def base(tmp_path):
+    """The lab's HA cluster file as data, made loadable here."""
+    return yaml.safe_load(local_copy(CLUSTER_FILES["lab-ha"], tmp_path).read_text())
+
+
+def problems_for(data, tmp_path):
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(data))
+    _, problems = check(path)
+    return problems
+
+
+def host(data, name):
+    return next(h for h in data["hosts"] if h["name"] == name)
+
+
+def set_roles(name, roles):
+    def change(data):
+        host(data, name)["roles"] = roles
+    return change
+
+
+def put(dotted, value):
+    def change(data):
+        section, _, key = dotted.partition(".")
+        if key:
+            data.setdefault(section, {})[key] = value
+        else:
+            data[section] = value
+    return change
+
+
+def drop(dotted):
+    def change(data):
+        section, _, key = dotted.partition(".")
+        if key:
+            data[section].pop(key, None)
+        else:
+            data.pop(section, None)
+    return change
+
+
+def add_host(entry):
+    def change(data):
+        data["hosts"].append(entry)
+    return change
+
+
+def remove_hosts(*names):
+    def change(data):
+        data["hosts"] = [h for h in data["hosts"] if h["name"] not in names]
+    return change
+
+
+def every_role_removed(role):
+    def change(data):
+        for entry in data["hosts"]:
+            entry["roles"] = [r for r in entry["roles"] if r != role] or ["worker"]
+    return change
+
+
+CASES = {
+    # field problems: name, types, syntax
+    "missing name": (drop("name"), "name", "is required"),
+    "bad cluster name": (put("name", "Lab HA!"), "name", "lower-case"),
+    "unknown top-level key": (put("kubernets", {"version": "1.35.8"}), "kubernets", "did you mean 'kubernetes'"),
+    "unknown nested key": (put("api.vipp", "10.123.0.10"), "api.vipp", "did you mean 'vip'"),
+    "unknown host key": (lambda d: host(d, "w1").update(adress="10.123.0.31"), "hosts[w1].adress", "did you mean 'address'"),
+    "section not a mapping": (put("api", "keepalived"), "api", "must be a mapping"),
+    "wrong type": (put("api.port", "six"), "api.port", "whole number"),
+    "bad choice": (put("api.mode", "keepalived"), "api.mode", "is not one of"),
+    "bad ip": (put("api.vip", "10.123.0.300"), "api.vip", "is not an IP address"),
+    "bad cidr": (put("network.pod_cidr", "10.244.0.0/33"), "network.pod_cidr", "CIDR"),
+    "cidr with host bits": (put("network.service_cidr", "10.96.0.1/12"), "network.service_cidr", "CIDR"),
+    "bad version": (put("kubernetes.version", "latest"), "kubernetes.version", "not a version"),
+    "bad url": (put("offline.files_url", "ftp://mirror"), "offline.files_url", "http(s) URL"),
+    # hosts and groups
+    "no hosts": (put("hosts", []), "hosts", "lists no host"),
+    "duplicate name": (lambda d: host(d, "w2").update(name="w1"), "hosts[w1].name", "used by two hosts"),
+    "duplicate address": (lambda d: host(d, "w2").update(address="10.123.0.31"), "hosts[w2].address", "also the address of w1"),
+    "bad host name": (lambda d: host(d, "w2").update(name="W_2"), "hosts[W_2].name", "DNS label"),
+    "host address bad": (lambda d: host(d, "w2").update(address="w2.example"), "hosts[w2].address", "not an IP"),
+    "host outside node cidr": (lambda d: host(d, "w2").update(address="10.124.0.32"), "hosts[w2].address", "outside network.node_cidr"),
+    "unknown role": (set_roles("w2", ["wroker"]), "hosts[w2].roles", "did you mean 'worker'"),
+    "no roles": (set_roles("w2", []), "hosts[w2].roles", "non-empty list"),
+    "control plane also worker": (set_roles("cp1", ["control_plane", "etcd", "worker"]), "hosts[cp1].roles", "control_planes_schedulable"),
+    "no control plane": (every_role_removed("control_plane"), "hosts", "no host has the control_plane role"),
+    "empty etcd group": (every_role_removed("etcd"), "hosts", "no host has the etcd role"),
+    "even etcd group": (set_roles("cp3", ["control_plane"]), "hosts", "odd number"),
+    "stacked etcd off the control planes": (
+        lambda d: (put("etcd.topology", "stacked")(d), set_roles("w1", ["worker", "etcd"])(d)),
+        "hosts", "stacked etcd"),
+    "keepalived mode without lb hosts": (remove_hosts("lb1", "lb2"), "api.mode", "needs hosts with the lb role"),
+    "haproxy on a control plane on the API port": (set_roles("cp1", ["control_plane", "etcd", "lb"]), "api.port", "cannot listen on 6443"),
+    "lb hosts with kube-vip": (put("api.mode", "kube_vip"), "api.mode", "only used by keepalived_haproxy"),
+    # the API endpoint
+    "vip missing": (drop("api.vip"), "api.vip", "is required"),
+    "vip outside the subnet": (put("api.vip", "10.124.0.10"), "api.vip", "outside network.node_cidr"),
+    "vip is a host address": (put("api.vip", "10.123.0.21"), "api.vip", "address of host cp1"),
+    "vip is the network address": (put("api.vip", "10.123.0.0"), "api.vip", "network or broadcast"),
+    "external without address": (lambda d: (put("api.mode", "external")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d)),
+                                 "api.external_address", "is required"),
+    "bad router id": (put("api.virtual_router_id", 300), "api.virtual_router_id", "between 1 and 255"),
+    "bad interface": (put("api.interface", "eth 0"), "api.interface", "not an interface name"),
+    "none mode with vip access": (lambda d: (put("api.mode", "none")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d),
+                                             put("workers.api_access", "vip")(d)), "workers.api_access", "no VIP"),
+    # networks
+    "pod and service overlap": (put("network.service_cidr", "10.244.0.0/16"), "network.service_cidr", "overlaps network.pod_cidr"),
+    "node and pod overlap": (put("network.pod_cidr", "10.123.0.0/16"), "network.pod_cidr", "overlaps network.node_cidr"),
+    "service cidr too large": (put("network.service_cidr", "10.0.0.0/8"), "network.service_cidr", "/12 at most"),
+    "pod cidr too small": (put("network.pod_cidr", "10.244.0.0/26"), "network.pod_cidr", "smaller than one node"),
+    "bad cluster domain": (put("network.cluster_domain", "Cluster_Local"), "network.cluster_domain", "not a DNS name"),
+    # versions
+    "unsupported kubernetes": (put("kubernetes.version", "1.29.4"), "kubernetes.version", "not supported"),
+    "unsupported etcd": (put("etcd.version", "3.4.23"), "etcd.version", "not supported"),
+    "containerd too old for kubernetes": (put("containerd.version", "1.7.20"), "containerd.version", "not supported by Kubernetes 1.35"),
+    "containerd 1.x with 1.36": (lambda d: (put("kubernetes.version", "1.36.4")(d), put("containerd.version", "1.7.30")(d)),
+                                 "containerd.version", "not supported by Kubernetes 1.36"),
+    "unsupported calico": (put("calico.version", "3.26.1"), "calico.version", "not supported"),
+    "version without checksum": (put("kubernetes.version", "1.35.2"), "kubernetes.version", "no sha256 is known for kubeadm 1.35.2"),
+    # users, ssh, other settings
+    "missing ssh user": (drop("ssh.user"), "ssh.user", "is required"),
+    "missing ssh key": (drop("ssh.key"), "ssh.key", "is required"),
+    "ssh key file absent": (put("ssh.key", "/nonexistent/id"), "ssh.key", "does not exist"),
+    "bad ssh port": (put("ssh.port", 70000), "ssh.port", "between 1 and 65535"),
+    "bad host ssh port": (lambda d: host(d, "w1").update(ssh={"port": "x"}), "hosts[w1].ssh.port", "whole number"),
+    "bad kubectl user": (put("kubectl_user.name", "Citec Admin"), "kubectl_user.name", "Linux user name"),
+    "kubectl user in system:masters": (put("kubectl_user.group", "system:masters"), "kubectl_user.group", "cannot be revoked"),
+    "bad mtu": (put("calico.mtu", 100), "calico.mtu", "between 1000 and 9000"),
+    "checksums file absent": (put("offline.checksums_file", "/nonexistent/sums.yaml"), "offline.checksums_file", "does not exist"),
+    "bad registry mirrors": (put("containerd.registry_mirrors", {"docker.io": "mirror"}), "containerd.registry_mirrors.docker.io", "http(s) URLs"),
+    "bad node label": (put("kubernetes.node_labels", {"bad key!": "x"}), "kubernetes.node_labels.bad key!", "label key"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_preflight_case(case, base, tmp_path):
+    change, field, message = CASES[case]
+    data = copy.deepcopy(base)
+    change(data)
+    problems = problems_for(data, tmp_path)
+    assert any(p.field == field and message in p.message for p in problems), \
+        f"expected {field}: ...{message}... in {[str(p) for p in problems]}"
+
+
+def test_there_are_at_least_thirty_cases():
+    assert len(CASES) >= 30
+
+
+def test_every_shipped_cluster_file_passes(any_cluster_file):
+    _, problems = check(any_cluster_file)
+    assert problems == []
+
+
+def test_all_problems_are_reported_together(base, tmp_path):
+    data = copy.deepcopy(base)
+    put("api.vip", "10.123.0.21")(data)
+    put("network.service_cidr", "10.244.0.0/16")(data)
+    set_roles("cp3", ["control_plane"])(data)
+    fields = {p.field for p in problems_for(data, tmp_path)}
+    assert {"api.vip", "network.service_cidr", "hosts"} <= fields
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    assert "cannot read" in check(tmp_path / "missing.yaml")[1][0].message
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert "not valid YAML" in check(bad)[1][0].message
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    assert "mapping" in check(listing)[1][0].message
+
+
+def test_inventory_refuses_a_bad_file_before_touching_any_host(base, tmp_path):
+    import subprocess
+    import sys
+
+    data = copy.deepcopy(base)
+    put("api.vip", "10.123.0.21")(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    project = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", "import inventory"], cwd=project, capture_output=True,
+                            text=True, env={"KUBEHA_CLUSTER": str(path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "api.vip: 10.123.0.21 is the address of host cp1" in result.stderr
