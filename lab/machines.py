@@ -1,0 +1,298 @@
+"""Hosts as systemd-nspawn machines: start (in their own cgroups), stop, find, run inside."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from . import paths, rootfs
+from .config import Host, LabConfig
+from .proc import LabError, children, cmdline, read_pidfile, run, spawn, terminate
+
+SYSCALL_FILTER = "@keyring bpf @mount @privileged"  # what containerd/runc need inside
+# Moves the shell into the host's cgroups (one per hierarchy), then becomes nspawn.
+CGROUP_SH = (
+    'set -e; IFS=:; for f in $KUBEHA_LAB_CGROUP_PROCS; do echo $$ > "$f"; done; '
+    'unset KUBEHA_LAB_CGROUP_PROCS; exec "$@"'
+)
+
+
+def pidfile(name: str) -> Path:
+    return paths.RUN / f"machine-{name}.pid"
+
+
+def logfile(name: str) -> Path:
+    return paths.RUN / f"machine-{name}.log"
+
+
+def nspawn_pid(name: str) -> int | None:
+    pid = read_pidfile(pidfile(name))
+    if pid is None:
+        return None
+    argv = cmdline(pid)
+    if not argv or not argv[0].endswith("systemd-nspawn") or f"--machine={name}" not in argv:
+        return None
+    return pid
+
+
+def leader_pid(name: str) -> int | None:
+    """The host's PID 1, as a pid of the machine."""
+    pid = nspawn_pid(name)
+    if pid is None:
+        return None
+    for child in children(pid):
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("NSpid:") and line.split()[-1] == "1" and len(line.split()) > 2:
+                return child
+    return None
+
+
+# ---- cgroups ------------------------------------------------------------------------------
+
+_GENERIC_OPTS = {"rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "xattr", "clone_children"}
+
+
+def _cgroup_mounts() -> list[tuple[str, str, frozenset[str]]]:
+    """(mount point, 'cgroup'|'cgroup2', controllers) of the machine's cgroup hierarchies."""
+    found = []
+    seen = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fstype, _source, superopts = (post.split() + ["", ""])[:3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mnt = pre.split()[4]
+        ctrls = frozenset(
+            o for o in superopts.split(",") if o not in _GENERIC_OPTS and ("=" not in o or o.startswith("name="))
+        )
+        key = (fstype, ctrls)
+        if key in seen:
+            continue
+        seen.add(key)
+        found.append((mnt, fstype, ctrls))
+    return found
+
+
+def _own_cgroups() -> dict:
+    own = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hid, ctrls, path = line.split(":", 2)
+        own["" if hid == "0" else frozenset(ctrls.split(","))] = path
+    return own
+
+
+def cgroup_dirs(name: str) -> list[Path]:
+    """<hierarchy>/<this process's cgroup>/kubeha-lab/NAME for every hierarchy."""
+    own = _own_cgroups()
+    dirs = []
+    for mnt, fstype, ctrls in _cgroup_mounts():
+        cur = own.get("" if fstype == "cgroup2" else ctrls)
+        if cur is None:
+            continue
+        dirs.append(Path(mnt) / cur.lstrip("/") / paths.CGROUP_GROUP / name)
+    return dirs
+
+
+def _make_cgroup(d: Path) -> None:
+    for p in (d.parent, d):
+        p.mkdir(exist_ok=True)
+        for f in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset: empty until copied from parent
+            target = p / f
+            if target.exists() and not target.read_text().strip():
+                target.write_text((p.parent / f).read_text())
+
+
+def remove_cgroup_tree(d: Path) -> bool:
+    """rmdir D and everything below it (cgroup dirs only hold virtual files). True if gone."""
+    if not d.is_dir():
+        return True
+    for root, dirs, _files in os.walk(d, topdown=False):
+        for sub in dirs:
+            try:
+                os.rmdir(os.path.join(root, sub))
+            except OSError:
+                pass
+    try:
+        os.rmdir(d)
+    except OSError:
+        return False
+    parent = d.parent
+    if parent.name == paths.CGROUP_GROUP:
+        try:
+            os.rmdir(parent)  # the lab's group, once its last host is gone
+        except OSError:
+            pass
+    return True
+
+
+# ---- start / stop -----------------------------------------------------------------------
+
+
+def start(lab: LabConfig, host: Host) -> tuple[int, list[str]]:
+    """Boot HOST. Returns (nspawn pid, cgroup dirs it runs in)."""
+    if nspawn_pid(host.name) is not None:
+        raise LabError(f"{host.name} is already running")
+    root = rootfs.machine_dir(host.name)
+    if not (root / rootfs.MACHINE_MARKER).exists():
+        raise LabError(f"{host.name} has no machine ({root}); run `python3 -m lab up`")
+    netns = f"/run/netns/{host.netns}"
+    if not os.path.exists(netns):
+        raise LabError(f"{host.name} has no network namespace {netns}; run `python3 -m lab up`")
+    rootfs.prepare_runtime(host)
+    dirs = cgroup_dirs(host.name)
+    for d in dirs:
+        remove_cgroup_tree(d)  # leftovers of an earlier boot
+        _make_cgroup(d)
+    argv = [
+        "/bin/sh", "-c", CGROUP_SH, "kubeha-lab-nspawn",
+        "systemd-nspawn",
+        f"--directory={root}",
+        f"--machine={host.name}",
+        "--register=no",
+        "--keep-unit",
+        "--console=pipe",
+        f"--network-namespace-path={netns}",
+        "--capability=all",
+        f"--system-call-filter={SYSCALL_FILTER}",
+        "--bind=/dev/kmsg",
+        "--link-journal=no",
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--kill-signal=SIGRTMIN+3",
+        rootfs.INIT_PATH,
+    ]
+    env = {
+        "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "1",
+        "KUBEHA_LAB_CGROUP_PROCS": ":".join(str(d / "cgroup.procs") for d in dirs),
+    }
+    logfile(host.name).unlink(missing_ok=True)
+    pid = spawn(argv, pidfile(host.name), logfile(host.name), env=env)
+    return pid, [str(d) for d in dirs]
+
+
+def wait_started(name: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if nspawn_pid(name) is None:
+            break
+        if leader_pid(name) is not None:
+            return
+        time.sleep(0.05)
+    log = logfile(name)
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
+    raise LabError(f"{name} did not start (log {log}):\n{tail}")
+
+
+def stop(name: str, timeout: float = 30.0) -> bool:
+    """Clean poweroff (SIGTERM to nspawn), SIGKILL after TIMEOUT. True if it was running."""
+    pid = nspawn_pid(name)
+    if pid is None:
+        pidfile(name).unlink(missing_ok=True)
+        return False
+    terminate(pid, signal.SIGTERM, timeout=timeout)
+    pidfile(name).unlink(missing_ok=True)
+    return True
+
+
+def stop_many(names: list[str], timeout: float = 30.0) -> list[str]:
+    """Power off several hosts at once. Returns the names that were running."""
+    pids = {n: nspawn_pid(n) for n in names}
+    running = {n: p for n, p in pids.items() if p is not None}
+    for p in running.values():
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for n, p in running.items():
+        terminate(p, 0, timeout=max(0.5, deadline - time.monotonic()))
+    for n in names:
+        pidfile(n).unlink(missing_ok=True)
+    return list(running)
+
+
+# ---- inside a host ---------------------------------------------------------------------------
+
+
+def exec_argv(name: str, argv: list[str]) -> list[str]:
+    leader = leader_pid(name)
+    if leader is None:
+        raise LabError(f"{name} is not running")
+    return [
+        "nsenter", f"--target={leader}", "--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup",
+        "--root", "--wd", "--",
+        "/usr/bin/env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        *argv,
+    ]
+
+
+def exec_in(name: str, argv: list[str], check: bool = True, timeout: float = 120):
+    """Run ARGV as root inside host NAME (no network needed), return the CompletedProcess."""
+    return run(exec_argv(name, argv), check=check, timeout=timeout)
+
+
+def kill_service(name: str, service: str) -> int:
+    """SIGKILL the main process of systemd SERVICE inside host NAME; returns its pid there."""
+    cp = exec_in(name, ["systemctl", "show", "--property=MainPID", "--value", service], check=False)
+    main = cp.stdout.strip()
+    if cp.returncode != 0 or not main.isdigit():
+        raise LabError(f"{name}: cannot read the main pid of {service}: {cp.stdout.strip()}")
+    if main == "0":
+        raise LabError(f"{name}: {service} has no running main process")
+    exec_in(name, ["kill", "-KILL", main])
+    return int(main)
+
+
+# ---- ssh ------------------------------------------------------------------------------------
+
+
+def ssh_argv(lab: LabConfig, host: Host, tty: bool = False) -> list[str]:
+    return [
+        "ssh", "-F", "/dev/null",
+        "-i", lab.ssh_key,
+        "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={lab.known_hosts}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes",
+        "-o", "ConnectTimeout=5",
+        "-o", "LogLevel=ERROR",
+        *(["-t"] if tty else []),
+        f"{lab.ssh_user}@{host.address}",
+    ]
+
+
+def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_ssh(lab: LabConfig, hosts: list[Host], timeout: float = 90.0, progress=None) -> None:
+    """Until `ssh USER@ADDRESS true` works (strict host key checking) on every host."""
+    t0 = time.monotonic()
+    left = list(hosts)
+    while left:
+        for h in list(left):
+            if nspawn_pid(h.name) is None:
+                raise LabError(f"{h.name} stopped while booting (log {logfile(h.name)})")
+            if not port_open(h.address, 22, 0.5):
+                continue
+            cp = run([*ssh_argv(lab, h), "true"], check=False, timeout=20)
+            if cp.returncode == 0:
+                left.remove(h)
+                if progress:
+                    progress("ssh", h.name, f"ssh ready ({time.monotonic() - t0:.1f}s after start)")
+        if left:
+            if time.monotonic() - t0 > timeout:
+                raise LabError(f"no ssh after {timeout:.0f}s on: {', '.join(h.name for h in left)}")
+            time.sleep(0.2)
