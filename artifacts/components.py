@@ -179,8 +179,10 @@ class Etcd(Component):
         commit, when = gomod.origin(root)
         mods = [ctx.module(k) for k in ("etcd_server", "etcd_etcdctl", "etcd_etcdutl")]
         up = util.read_text(mods[0]["GoMod"])
-        # The nested modules replace each other with ../ paths; use the published versions.
-        local = {r["old"]: (r["old"], ver) for r in gomod.parse_gomod(up)["replace"]}
+        # The nested modules replace each other with ../ paths: use the published versions.
+        # Replaces to ./FORBIDDEN_DEPENDENCY are guards against depending on those modules.
+        local = {r["old"]: None if "FORBIDDEN" in r["new"] else (r["old"], ver)
+                 for r in gomod.parse_gomod(up)["replace"]}
         wd = self.workdir(ctx)
         reqs = [(V.MODULES[k]["path"], V.MODULES[k]["version"]) for k in ("etcd_server", "etcd_etcdctl", "etcd_etcdutl")]
         gomod.prepare_wrapper(wd, gomod.wrapper_gomod("etcd", reqs, up, local))
@@ -252,7 +254,7 @@ class Runc(Component):
 
     def inputs(self, ctx):
         seccomp = "/usr/lib/x86_64-linux-gnu/libseccomp.a"
-        return {"module": V.MODULES["runc"], "go": gomod.go_version(),
+        return {"module": V.MODULES["runc"], "go": gomod.go_version(), "selinux": V.RUNC_SELINUX,
                 "libseccomp": util.sha256_file(seccomp) if os.path.exists(seccomp) else None}
 
     def outputs(self, ctx):
@@ -266,7 +268,8 @@ class Runc(Component):
         mv = V.MODULES["runc"]["version"]
         wd = self.workdir(ctx)
         gomod.prepare_wrapper(wd, gomod.wrapper_gomod("runc", [("github.com/opencontainers/runc", mv)],
-                                                      util.read_text(info["GoMod"]), {}))
+                                                      util.read_text(info["GoMod"]),
+                                                      {"github.com/opencontainers/selinux": V.RUNC_SELINUX}))
         out = self.outdir(ctx, mv, "runc.%s" % V.ARCH)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         util.say(self.name, "go build runc (cgo, seccomp, static-pie)")

@@ -112,7 +112,8 @@ def wrapper_gomod(name, requires, upstream_gomod, local_map, extra_replaces=()):
 
     requires: [(module path, version)], the first one is the upstream main module.
     upstream_gomod: the upstream go.mod text (go/godebug lines and replaces are taken over).
-    local_map: {module path: (path, version) or a local directory} for upstream replaces that
+    local_map: {module path: (path, version), a local directory, or None to drop it} for
+    upstream replaces that
     point into the repository (./staging/..., ./api); any such replace not in local_map is an
     error, so nothing is silently left out.
     """
@@ -136,6 +137,8 @@ def wrapper_gomod(name, requires, upstream_gomod, local_map, extra_replaces=()):
                 raise util.Failed("%s: upstream replaces %s with local %s and nothing maps it"
                                   % (name, r["old"], r["new"]))
             target = local_map[r["old"]]
+            if target is None:
+                continue            # a guard like etcd's ./FORBIDDEN_DEPENDENCY: not needed
             if isinstance(target, tuple):
                 lines.append("\t%s => %s %s" % (old, target[0], target[1]))
             else:

@@ -30,7 +30,7 @@ VERSIONS = {
     "etcd": "v3.6.14",
     "containerd": "2.2.3",
     "runc": "v1.3.3",
-    "crictl": "v1.34.0",
+    "crictl": "v1.36.0",
     "cni_plugins": "v1.8.0",
     "calico": "v3.31.0",
     "kube_vip": "v1.0.0",
@@ -43,8 +43,9 @@ VERSIONS = {
 SUBSTITUTIONS = {
     "crictl": (
         "sigs.k8s.io/cri-tools v1.35.0 is not served by the module proxy (neither the tag nor a "
-        "pseudo-version of its commit); v1.34.0 and v1.36.0 are. v1.34.0 is taken: an older "
-        "crictl only uses CRI calls that containerd 2.2.3 and Kubernetes 1.35 serve."
+        "pseudo-version of its commit); v1.34.0 and v1.36.0 are. v1.34.0 requires "
+        "k8s.io/cri-api and cri-client v0.34.0-rc.2, which the checksum database here does not "
+        "know; v1.36.0 and all its dependencies verify, so v1.36.0 is taken."
     ),
     "calico": (
         "github.com/projectcalico/calico has no v3 module versions; the proxy serves a "
@@ -67,7 +68,7 @@ MODULES = {
     "etcd_root": {"path": "go.etcd.io/etcd/v3", "version": "v3.6.14"},
     "containerd": {"path": "github.com/containerd/containerd/v2", "version": "v2.2.3"},
     "runc": {"path": "github.com/opencontainers/runc", "version": "v1.3.3"},
-    "crictl": {"path": "sigs.k8s.io/cri-tools", "version": "v1.34.0"},
+    "crictl": {"path": "sigs.k8s.io/cri-tools", "version": "v1.36.0"},
     "cni_plugins": {"path": "github.com/containernetworking/plugins", "version": "v1.8.0"},
     "coredns": {"path": "github.com/coredns/coredns", "version": "v1.13.1"},
     "kube_vip": {"path": "github.com/kube-vip/kube-vip", "version": "v1.0.0"},
@@ -97,8 +98,6 @@ MODULES = {
 PINNED_GO_SUMS = """\
 github.com/kube-vip/kube-vip v1.0.0 h1:QvcGrTGziaBzM5tnhNWlsb9mI0tmF9gYh+VBfRDZ8w8=
 github.com/kube-vip/kube-vip v1.0.0/go.mod h1:A1iU3+yXsQnveLkvTGO0RBAu9yHzchkCMNmDIyE5mRo=
-sigs.k8s.io/cri-tools v1.34.0 h1:KqL9EJ+WgHtz1HR1exezm91n+o8O2uMLs/eHzHJHAWw=
-sigs.k8s.io/cri-tools v1.34.0/go.mod h1:JyYVG0YFsly+p/hfDfmQcQBNFVHh0+BpMTn49YpasMA=
 github.com/projectcalico/calico v0.0.0-20251021213802-b1f3c43f8437 h1:PbLe6D0Yis8ce4F+o/Dmlrv4Her2ZN6ns8rmlZoFoEY=
 github.com/projectcalico/calico v0.0.0-20251021213802-b1f3c43f8437/go.mod h1:HPgBjvttb5ao4PdYZJOQ2H9G71fnWOUM1CRAPPOUyc0=
 github.com/projectcalico/api v0.0.0-20251022175904-f2ab03771208 h1:ltTWo/cCc/8pEpzmlzIjt6r2383x2XDPkuBcd/9kE3k=
@@ -106,6 +105,12 @@ github.com/projectcalico/api v0.0.0-20251022175904-f2ab03771208/go.mod h1:0+91//
 github.com/projectcalico/calico/lib/std v0.0.0-20251021213802-b1f3c43f8437 h1:iLY3Uzt4pVX3jpS9Wt+mxakq1nfzN/32t6YZK9n7p/U=
 github.com/projectcalico/calico/lib/std v0.0.0-20251021213802-b1f3c43f8437/go.mod h1:CjRtnCtQlXAxROAfoVztMfaBDWFqpuZmWM9EfBkcj8c=
 """
+
+# runc v1.3.3 replaces github.com/opencontainers/selinux with an in-tree copy carrying the
+# then-embargoed CVE-2025-52881 fix (internal/third_party/selinux, a nested module that module
+# zips leave out).  The fix was released the next day as selinux v1.13.0, and runc v1.3.4
+# dropped the copy for v1.13.1; the build maps the replace to v1.13.0.
+RUNC_SELINUX = ("github.com/opencontainers/selinux", "v1.13.0")
 
 # Debian suite of the root filesystem layer under kube-proxy and calico/node.
 DEBIAN_SUITE = "bookworm"
