@@ -1,0 +1,108 @@
+"""External etcd: the pinned release, its own PKI, a systemd unit, and the membership.
+
+Runs on the hosts with the etcd role when etcd.topology is external (with stacked etcd, kubeadm
+runs etcd and this stage does nothing). Alone: `pyinfra inventory.py tasks/etcd.py`.
+
+The files are decided while planning: the release archive, the certificates of the cluster's
+local state (cluster/secrets.py), and the unit rendered from templates/etcd.service.j2. The
+membership is decided when its operations run (operations/etcd.py): a new cluster starts with
+every member at once; a member missing from a running cluster is added through a healthy
+member, one at a time; a replaced machine (listed, data dir gone) is removed and added again;
+a member whose unit or certificates changed is restarted one at a time, only while the others
+keep a quorum, waiting until it is healthy before the next. A member whose host cannot be
+reached is left out and reported; the others go on.
+"""
+
+from pyinfra import host
+from pyinfra.operations import files, server, systemd
+
+from cluster.context import cluster, has_role, hosts_with_role, node, secrets
+from operations import etcd as etcd_ops
+from operations.archive import unpack
+from operations.config import config_file
+from operations.download import fetch
+
+TOOLS = ("etcd", "etcdctl", "etcdutl")
+
+
+def pki_files(me_node):
+    """{file name in the PKI dir: (local KeyPair file, secret)}."""
+    state = secrets()
+    server_pair, peer_pair = state.etcd_member(me_node, "server"), state.etcd_member(me_node, "peer")
+    return {
+        "ca.crt": (state.etcd_ca.cert, False),
+        "server.crt": (server_pair.cert, False),
+        "server.key": (server_pair.key, True),
+        "peer.crt": (peer_pair.cert, False),
+        "peer.key": (peer_pair.key, True),
+        # etcdctl's identity for the facts and the membership operations: root only
+        "admin-client.crt": (state.etcd_admin_client.cert, False),
+        "admin-client.key": (state.etcd_admin_client.key, True),
+    }
+
+
+if cluster().etcd.topology == "external" and has_role("etcd"):
+    etcd = etcd_ops.from_cluster(
+        cluster(), {n.name: h.name for n, h in zip(cluster().etcd_hosts, hosts_with_role("etcd"))},
+        client_port=host.data.etcd_client_port, peer_port=host.data.etcd_peer_port,
+        data_dir=host.data.etcd_data_dir, pki_dir=host.data.etcd_pki_dir,
+    )
+    me = etcd.member(node().name)
+    version = cluster().etcd.version
+    release_dir = f"/opt/kubeha/etcd-{version}"
+
+    archive, archive_sha256 = fetch("etcd")
+    unpack(
+        name=f"Unpack etcd {version}",
+        archive=archive, archive_sha256=archive_sha256, dest=release_dir,
+        targets=TOOLS, strip_components=1,
+    )
+    for tool in host.loop(TOOLS):
+        files.link(name=f"Link {tool} {version}", path=f"{host.data.bin_dir}/{tool}",
+                   target=f"{release_dir}/{tool}")
+
+    server.group(name="Group etcd", group="etcd", system=True)
+    server.user(name="User etcd", user="etcd", group="etcd", system=True, home=etcd.data_dir,
+                ensure_home=False, shell="/usr/sbin/nologin")
+    files.directory(name="etcd data dir", path=etcd.data_dir, user="etcd", group="etcd", mode="0700")
+    files.directory(name="etcd PKI dir", path=etcd.pki_dir, user="etcd", group="etcd", mode="0700")
+
+    pki = pki_files(node())
+    for file_name in host.loop(sorted(pki)):
+        local_path, is_secret = pki[file_name]
+        config_file(
+            name=f"etcd PKI: {file_name}",
+            path=f"{etcd.pki_dir}/{file_name}",
+            content=local_path.read_bytes(),
+            mode="0600" if is_secret else "0644",
+            secret=is_secret,
+        )
+    # etcd reads its own certificates and keys; the admin client's stay root's
+    etcd_ops.owned(
+        name="etcd owns its certificates",
+        paths=[f"{etcd.pki_dir}/{f}" for f in sorted(pki) if not f.startswith("admin-client")],
+        user="etcd", group="etcd",
+    )
+
+    unit_content = etcd_ops.unit(etcd, me.name, bin_dir=host.data.bin_dir)
+    config_file(
+        name="Write the etcd unit",
+        path="/etc/systemd/system/etcd.service",
+        content=unit_content,
+        daemon_reload=True,
+        action="none",  # restarts are quorum-safe, one member at a time: restart_changed below
+    )
+    # what the running etcd must have been started with; a difference means a restart
+    applied = etcd_ops.applied_hash(unit_content, *(pki[f][0].read_bytes() for f in sorted(pki)
+                                                   if not f.startswith("admin-client")))
+    # enabled only: the membership operations below decide when it first starts
+    systemd.service(name="Enable etcd", service="etcd", running=None, enabled=True)
+
+    # membership, decided from what the members say when each operation runs
+    etcd_ops.decide_bootstrap(name="etcd: decide whether the cluster is new", etcd=etcd, member=me.name)
+    etcd_ops.start(name="etcd: start the members that can start on their own", etcd=etcd,
+                   member=me.name, applied=applied)
+    etcd_ops.join(name="etcd: add a missing member through a healthy one", etcd=etcd,
+                  member=me.name, applied=applied, _serial=True)
+    etcd_ops.restart_changed(name="etcd: restart a changed member, keeping the quorum", etcd=etcd,
+                             member=me.name, applied=applied, _serial=True)
