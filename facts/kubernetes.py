@@ -29,7 +29,7 @@ from facts.common import (
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
-_VERSION_RE = re.compile(r"\bv\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
+_VERSION_RE = re.compile(r"\bv\d+\.\d+\.\d+[^\s\",]*")
 
 
 class KubeNodeState(FactBase[dict]):
