@@ -1,0 +1,74 @@
+"""kube-vip as a static pod on a control plane, written when the node's state allows it.
+
+What goes into the manifest is decided when the operation runs, from the node's kubeadm files
+(facts.kubernetes.KubeNodeState read just before), so a stage can call it before `kubeadm init`,
+again after the joins, and on every later run without changing anything that is already right:
+
+- the first control plane before `kubeadm init`: kube-vip must hold the VIP while init runs,
+  and it must use /etc/kubernetes/super-admin.conf, because since kubeadm 1.29 admin.conf gets
+  its rights only at the end of init (kube-vip #684);
+- a control plane that has joined (init done, or `kubeadm join` done): admin.conf, so the
+  first control plane switches from super-admin.conf on the next call;
+- any other control plane that has not joined yet: nothing, because `kubeadm join` refuses a
+  non-empty /etc/kubernetes/manifests (preflight DirAvailable--etc-kubernetes-manifests).
+"""
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from cluster.context import cluster, has_role, is_first_control_plane, node
+from cluster.render import render
+from facts.kubernetes import KubeNodeState
+from operations.config import config_file
+
+# Not in the cluster file yet (to move into cluster/schema.py as kube_vip.image / kube_vip.version).
+# With offline.registry_mirror, containerd pulls ghcr.io images from the mirror.
+KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip"
+KUBE_VIP_VERSION = "1.0.3"
+
+MANIFEST = "/etc/kubernetes/manifests/kube-vip.yaml"
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+SUPER_ADMIN_CONF = "/etc/kubernetes/super-admin.conf"
+
+
+def manifest(the_cluster, the_node, kubeconfig):
+    """The static pod manifest for `the_node`, mounting `kubeconfig` from the host."""
+    return render("kube-vip.yaml.j2", cluster=the_cluster, node=the_node, kubeconfig=kubeconfig,
+                  image=f"{KUBE_VIP_IMAGE}:v{KUBE_VIP_VERSION}")
+
+
+def kubeconfig_for(node_state, first_control_plane):
+    """Which kubeconfig kube-vip uses on a node in `node_state` (KubeNodeState); None while it
+    must have no manifest at all."""
+    if node_state["role"] is not None:
+        return ADMIN_CONF
+    if first_control_plane:
+        return SUPER_ADMIN_CONF
+    return None
+
+
+@operation()
+def kube_vip_manifest():
+    """Make /etc/kubernetes/manifests/kube-vip.yaml right for this control plane's state now.
+
+    Decided when it runs (see the module's docstring); the kubelet picks a changed manifest up
+    by itself.
+    """
+    kubeconfig = kubeconfig_for(host.get_fact(KubeNodeState), is_first_control_plane())
+    if kubeconfig is None:
+        host.noop("kube-vip waits until this control plane has joined (kubeadm join needs an "
+                  "empty manifests directory)")
+        return
+    yield from config_file._inner(path=MANIFEST, content=manifest(cluster(), node(), kubeconfig),
+                                  mode="0600")
+
+
+def write_kube_vip_manifest(name="Write the kube-vip static pod"):
+    """The kube-vip manifest on this host if it is a control plane and kube-vip holds the VIP.
+
+    For other stages: call it once after the operation that runs `kubeadm init` and once after
+    the joins (not in a Python loop over hosts); each control plane then gets the manifest that
+    fits its state at that moment, and a call with nothing to change is a no-op.
+    """
+    if cluster().api.mode == "kube_vip" and has_role("control_plane"):
+        kube_vip_manifest(name=name)

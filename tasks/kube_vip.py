@@ -1,0 +1,19 @@
+"""kube-vip: the API's virtual IP held by one control plane, chosen by leader election, as a
+static pod on every control plane.
+
+Runs on the control planes when api.mode is kube_vip. Alone: `pyinfra inventory.py
+tasks/kube_vip.py`.
+
+The stage comes before `kubeadm init`, so the first control plane holds the VIP while init runs
+(with super-admin.conf until init is done). A control plane that has not joined yet gets no
+manifest here: `kubeadm join` needs an empty manifests directory, so the control_plane stage
+calls operations.kube_vip.write_kube_vip_manifest() again after the joins; that call also
+switches the first control plane to admin.conf. Which of these applies is read from the node
+when the operation runs (see operations/kube_vip.py), so a second run changes nothing.
+"""
+
+from cluster.context import cluster, has_role
+from operations.kube_vip import kube_vip_manifest
+
+if cluster().api.mode == "kube_vip" and has_role("control_plane"):
+    kube_vip_manifest(name="Write the kube-vip static pod")
