@@ -16,7 +16,8 @@ STAGES = (
     "kube_vip",           # kube-vip static pod on the control planes
     "etcd",               # external etcd: PKI, systemd unit, membership
     "control_plane",      # kubeadm init on the first control plane, then joins one at a time
-    "workers",            # localhost API proxy, then kubeadm join
+    "api_proxy",          # the workers' localhost API proxy (a systemd service)
+    "workers",            # kubeadm join
     "calico",             # the pod network
     "kubectl_user",       # a user with its own certificate, RBAC binding and kubeconfig
     "finish",             # schedulable control planes, node labels
