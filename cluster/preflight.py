@@ -134,6 +134,8 @@ def check_api(cluster):
                 problems.append(Problem("api.vip", f"{api.vip} is the address of host {owner}"))
         if not INTERFACE_RE.match(api.interface or ""):
             problems.append(Problem("api.interface", "is not an interface name"))
+        if mode == "kube_vip" and api.port != 6443:
+            problems.append(Problem("api.port", "kube-vip serves the VIP on the apiserver's own port: use 6443"))
     elif mode == "external" and not api.external_address:
         problems.append(Problem("api.external_address", "is required with api.mode external"))
     if mode in ("external", "none") and api.vip:

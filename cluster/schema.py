@@ -51,6 +51,8 @@ KNOBS = (
          "name of the API endpoint in kubeadm's controlPlaneEndpoint; each host resolves it in "
          "/etc/hosts to the VIP or to its localhost proxy"),
     Knob("api.extra_sans", [], "list", "additional names/addresses for the apiserver certificate"),
+    Knob("kube_vip.image", "ghcr.io/kube-vip/kube-vip", "str", "kube-vip image (api.mode kube_vip)"),
+    Knob("kube_vip.version", "1.0.3", "version", "kube-vip version"),
     # how workers reach the API
     Knob("workers.api_access", "localhost_proxy", "str",
          "workers reach the API through a proxy on 127.0.0.1 that balances over every control "
@@ -129,3 +131,20 @@ def sections():
             section, key = knob.path.split(".", 1)
             result.setdefault(section, set()).add(key)
     return result
+
+
+def markdown_table():
+    """The README's defaults table (tests/test_docs.py keeps the README equal to it)."""
+    rows = ["| knob | default | meaning |", "| --- | --- | --- |"]
+    for knob in KNOBS:
+        if knob.required:
+            default = "*required*"
+        elif knob.default in (None, {}, []):
+            default = "—"
+        else:
+            default = f"`{str(knob.default).lower() if isinstance(knob.default, bool) else knob.default}`"
+        choices = " \\| ".join(knob.choices)
+        meaning = knob.doc + (f" ({choices})" if choices else "")
+        rows.append(f"| `{knob.path}` | {default} | {meaning} |")
+    return "\n".join(rows)
+

@@ -21,11 +21,6 @@ from cluster.render import render
 from facts.kubernetes import KubeNodeState
 from operations.config import config_file
 
-# Not in the cluster file yet (to move into cluster/schema.py as kube_vip.image / kube_vip.version).
-# With offline.registry_mirror, containerd pulls ghcr.io images from the mirror.
-KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip"
-KUBE_VIP_VERSION = "1.0.3"
-
 MANIFEST = "/etc/kubernetes/manifests/kube-vip.yaml"
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 SUPER_ADMIN_CONF = "/etc/kubernetes/super-admin.conf"
@@ -34,7 +29,7 @@ SUPER_ADMIN_CONF = "/etc/kubernetes/super-admin.conf"
 def manifest(the_cluster, the_node, kubeconfig):
     """The static pod manifest for `the_node`, mounting `kubeconfig` from the host."""
     return render("kube-vip.yaml.j2", cluster=the_cluster, node=the_node, kubeconfig=kubeconfig,
-                  image=f"{KUBE_VIP_IMAGE}:v{KUBE_VIP_VERSION}")
+                  image=f"{the_cluster.kube_vip.image}:v{the_cluster.kube_vip.version}")
 
 
 def kubeconfig_for(node_state, first_control_plane):

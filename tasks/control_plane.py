@@ -10,6 +10,7 @@ from cluster import kubeadm
 from cluster.context import cluster, has_role, is_first_control_plane, node, secrets
 from operations import kubeadm as kubeadm_ops
 from operations.config import config_file
+from operations.kube_vip import write_kube_vip_manifest
 
 if has_role("control_plane"):
     for path, (local_file, mode) in kubeadm.shared_control_plane_files(cluster(), secrets()).items():
@@ -26,7 +27,11 @@ if has_role("control_plane"):
 
     if is_first_control_plane():
         kubeadm_ops.init(name="kubeadm init on the first control plane", config_path=init_config)
+    # init is done: kube-vip on the first control plane moves from super-admin.conf to admin.conf
+    write_kube_vip_manifest(name="Point kube-vip at admin.conf after init")
     kubeadm_ops.bootstrap_token(name="Make sure a bootstrap token exists for the joins",
                                 token=secrets().bootstrap_token)
     kubeadm_ops.join(name="kubeadm join as a control plane, one at a time", config_path=join_config,
                      _serial=True)
+    # joined control planes take their share of the VIP (a join needs empty manifests first)
+    write_kube_vip_manifest(name="Write the kube-vip static pod after the joins")

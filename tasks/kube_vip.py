@@ -12,8 +12,6 @@ switches the first control plane to admin.conf. Which of these applies is read f
 when the operation runs (see operations/kube_vip.py), so a second run changes nothing.
 """
 
-from cluster.context import cluster, has_role
-from operations.kube_vip import kube_vip_manifest
+from operations.kube_vip import write_kube_vip_manifest
 
-if cluster().api.mode == "kube_vip" and has_role("control_plane"):
-    kube_vip_manifest(name="Write the kube-vip static pod")
+write_kube_vip_manifest()

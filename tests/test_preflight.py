@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from cluster.preflight import check
-from conftest import CLUSTER_FILES, local_copy
+from support import CLUSTER_FILES, local_copy
 
 
 @pytest.fixture
@@ -113,6 +113,8 @@ CASES = {
     "vip is the network address": (put("api.vip", "10.123.0.0"), "api.vip", "network or broadcast"),
     "external without address": (lambda d: (put("api.mode", "external")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d)),
                                  "api.external_address", "is required"),
+    "kube-vip on another port": (lambda d: (put("api.mode", "kube_vip")(d), remove_hosts("lb1", "lb2")(d),
+                                            put("api.port", 8443)(d)), "api.port", "use 6443"),
     "bad router id": (put("api.virtual_router_id", 300), "api.virtual_router_id", "between 1 and 255"),
     "bad interface": (put("api.interface", "eth 0"), "api.interface", "not an interface name"),
     "none mode with vip access": (lambda d: (put("api.mode", "none")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d),

@@ -274,7 +274,7 @@ def test_kube_vip_manifest_is_a_valid_static_pod(loaded, kubeconfig):
         assert spec["hostAliases"] == [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}]
         (container,) = spec["containers"]
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", container["name"])
-        assert container["image"] == f"{kube_vip.KUBE_VIP_IMAGE}:v{kube_vip.KUBE_VIP_VERSION}"
+        assert container["image"] == f"{loaded.kube_vip.image}:v{loaded.kube_vip.version}"
         assert container["imagePullPolicy"] in ("IfNotPresent", "Always", "Never")
         assert container["args"] == ["manager"]
         for item in container["env"]:
