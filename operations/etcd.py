@@ -41,6 +41,7 @@ ENV_FILE = "/etc/etcd/initial-cluster.env"
 APPLIED_FILE = "/etc/etcd/running-config.sha256"  # what the running etcd was started with
 WAIT_ATTEMPTS = 60  # x WAIT_SECONDS: how long a member may take to become healthy
 WAIT_SECONDS = 2
+CHANGE_ATTEMPTS = 15  # x WAIT_SECONDS: a membership change refused as "unhealthy cluster"
 METRICS_PORT = 2381  # plain HTTP, on 127.0.0.1 only
 
 
@@ -355,10 +356,17 @@ def join(etcd, member, applied):
         return
     etcdctl = lambda args: etcd.etcdctl(healthy, args)  # noqa: E731 - requests go to healthy members
 
+    # etcd refuses a membership change ("unhealthy cluster") until the member serving it has
+    # been connected to every voting member for 5 s, e.g. right after the previous change or a
+    # restart: such a change is retried, and counts as done once the membership shows it
+    listed = f"{etcdctl('member list')} | grep -q -F"
     if entry and _has_started(entry) and not has_data and not _active():
         _warn(f"{name} is listed as {entry['id']} but its data dir is gone (replaced machine?): "
               "removing and adding it again")
-        yield etcdctl(f"member remove {entry['id']}")
+        old_id = entry["id"]
+        remove = etcdctl(f"member remove {old_id}")
+        yield _retry(f"{{ {remove} || ! {listed} '{old_id}, '; }}",
+                     f"could not remove the old member {old_id} of {name}", attempts=CHANGE_ATTEMPTS)
         entry = None
     if entry is None:
         if has_data:
@@ -366,7 +374,9 @@ def join(etcd, member, applied):
             yield f"systemctl stop {SERVICE}"
             yield (f"mv {shlex.quote(etcd.data_dir)}/member "
                    f"{shlex.quote(etcd.data_dir)}/member.removed-$(date +%Y%m%dT%H%M%S)")
-        yield etcdctl(f"member add {me.name} --peer-urls={me.peer_url} --learner")
+        add = etcdctl(f"member add {me.name} --peer-urls={me.peer_url} --learner")
+        yield _retry(f"{{ {add} || {listed} ', {me.peer_url},'; }}", f"could not add {name} as a learner",
+                     attempts=CHANGE_ATTEMPTS)
     # the membership this member starts into: the others as the cluster reports them, and itself
     pairs = [_name_and_peer_url(etcd, m) for m in others] + [(me.name, me.peer_url)]
     yield from _write_env(etcd, me, "existing", pairs)
