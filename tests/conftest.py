@@ -10,6 +10,7 @@ from support import CLUSTER_FILES, local_copy
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab: needs the built-in lab (root, systemd-nspawn)")
     config.addinivalue_line("markers", "artifacts: needs the built artifacts")
+    config.addinivalue_line("markers", "e2e: deploys a whole cluster on the lab")
 
 
 @pytest.fixture(params=sorted(CLUSTER_FILES))
