@@ -138,6 +138,34 @@ def initial_env(etcd, member, state_name, pairs=None):
                   state=state_name, initial_cluster=etcd.initial_cluster(pairs))
 
 
+def pki_files(secrets, node):
+    """{file name in the member's PKI dir: (local file in the cluster's state, is a key)}.
+
+    ca.crt, server.* and peer.* are etcd's (owned by the etcd user); admin-client.* is the
+    identity etcdctl uses for the facts and the membership operations (root only).
+    """
+    server, peer = secrets.etcd_member(node, "server"), secrets.etcd_member(node, "peer")
+    return {
+        "ca.crt": (secrets.etcd_ca.cert, False),
+        "server.crt": (server.cert, False),
+        "server.key": (server.key, True),
+        "peer.crt": (peer.cert, False),
+        "peer.key": (peer.key, True),
+        "admin-client.crt": (secrets.etcd_admin_client.cert, False),
+        "admin-client.key": (secrets.etcd_admin_client.key, True),
+    }
+
+
+def etcd_owned(pki):
+    """The PKI files the etcd process reads (the rest stay root's)."""
+    return sorted(name for name in pki if not name.startswith("admin-client"))
+
+
+def applied_for(unit_content, pki):
+    """What a member must have been started with: its unit and the PKI files etcd reads."""
+    return applied_hash(unit_content, *(pki[name][0].read_bytes() for name in etcd_owned(pki)))
+
+
 def applied_hash(*contents):
     """The fingerprint of what a member runs with (its unit and certificates)."""
     digest = hashlib.sha256()

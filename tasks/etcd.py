@@ -25,22 +25,6 @@ from operations.download import fetch
 TOOLS = ("etcd", "etcdctl", "etcdutl")
 
 
-def pki_files(me_node):
-    """{file name in the PKI dir: (local KeyPair file, secret)}."""
-    state = secrets()
-    server_pair, peer_pair = state.etcd_member(me_node, "server"), state.etcd_member(me_node, "peer")
-    return {
-        "ca.crt": (state.etcd_ca.cert, False),
-        "server.crt": (server_pair.cert, False),
-        "server.key": (server_pair.key, True),
-        "peer.crt": (peer_pair.cert, False),
-        "peer.key": (peer_pair.key, True),
-        # etcdctl's identity for the facts and the membership operations: root only
-        "admin-client.crt": (state.etcd_admin_client.cert, False),
-        "admin-client.key": (state.etcd_admin_client.key, True),
-    }
-
-
 if cluster().etcd.topology == "external" and has_role("etcd"):
     etcd = etcd_ops.from_cluster(
         cluster(), {n.name: h.name for n, h in zip(cluster().etcd_hosts, hosts_with_role("etcd"))},
@@ -67,7 +51,7 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
     files.directory(name="etcd data dir", path=etcd.data_dir, user="etcd", group="etcd", mode="0700")
     files.directory(name="etcd PKI dir", path=etcd.pki_dir, user="etcd", group="etcd", mode="0700")
 
-    pki = pki_files(node())
+    pki = etcd_ops.pki_files(secrets(), node())
     for file_name in host.loop(sorted(pki)):
         local_path, is_secret = pki[file_name]
         config_file(
@@ -80,7 +64,7 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
     # etcd reads its own certificates and keys; the admin client's stay root's
     etcd_ops.owned(
         name="etcd owns its certificates",
-        paths=[f"{etcd.pki_dir}/{f}" for f in sorted(pki) if not f.startswith("admin-client")],
+        paths=[f"{etcd.pki_dir}/{f}" for f in etcd_ops.etcd_owned(pki)],
         user="etcd", group="etcd",
     )
 
@@ -93,8 +77,7 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
         action="none",  # restarts are quorum-safe, one member at a time: restart_changed below
     )
     # what the running etcd must have been started with; a difference means a restart
-    applied = etcd_ops.applied_hash(unit_content, *(pki[f][0].read_bytes() for f in sorted(pki)
-                                                   if not f.startswith("admin-client")))
+    applied = etcd_ops.applied_for(unit_content, pki)
     # enabled only: the membership operations below decide when it first starts
     systemd.service(name="Enable etcd", service="etcd", running=None, enabled=True)
 
