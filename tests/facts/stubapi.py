@@ -2,7 +2,7 @@
 
     python3 tests/facts/stubapi.py PORT SCENARIO.json
 
-serves, over plain HTTP on 127.0.0.1:PORT, legacy discovery for the resources the facts read
+serves, over plain HTTP on 127.0.0.1:PORT, ``ok`` on /healthz, /livez and /readyz, legacy discovery for the resources the facts read
 (nodes, secrets, daemonsets, deployments, clusterrolebindings and, when the scenario has
 ``"calico_crd": true``, ippools.crd.projectcalico.org), ``/version``, and GETs of the
 scenario's ``objects`` (single objects and lists, ``fieldSelector=type=...`` on lists),
@@ -126,6 +126,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         url = urlsplit(self.path)
+        if url.path in ("/healthz", "/livez", "/readyz"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            return
         if url.path == "/version":
             body, code = VERSION, 200
         else:

@@ -2,9 +2,9 @@
 
 Each ``tests/facts/<module>.<Fact>/<case>.json`` holds ``arg`` (the fact's arguments, if
 any), ``output`` (the lines the command printed) and ``fact`` (what process() must make of
-them). ``recorded_*`` cases were printed by the real tools, ``stubapi_*`` by the real kubectl
-against a stub API serving hand-written objects (tests/facts/stubapi.py), ``handwritten_*``
-were written by hand from the tools' documented formats.
+them). ``recorded_*`` cases were printed by the real tools, ``stubapi_*`` by the real client
+(kubectl, curl) against a stub API answering with hand-written objects (tests/facts/stubapi.py),
+``handwritten_*`` were written by hand from the tools' documented formats.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from pyinfra.api import FactBase, StringCommand
 
 CASES_DIR = Path(__file__).resolve().parent
-MODULES = ("kubernetes", "etcd", "loadbalancer", "containerd", "host")
+MODULES = ("kubernetes", "etcd", "loadbalancer", "containerd", "host", "api")
 
 
 def case_files() -> list[tuple[str, Path]]:
