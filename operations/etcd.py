@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from pyinfra import host, logger, state
 from pyinfra.api import operation
-from pyinfra.facts.files import Directory, FileContents
+from pyinfra.facts.files import Directory, File, FileContents
 from pyinfra.facts.systemd import SystemdStatus
 
 from cluster.render import render
@@ -479,8 +479,6 @@ def restart_changed(etcd, member, applied):
 @operation()
 def owned(paths, user, group):
     """Give existing files to `user`:`group` (the files are written by config_file first)."""
-    from pyinfra.facts.files import File
-
     wrong = []
     for path in paths:
         info = host.get_fact(File, path=path)

@@ -31,7 +31,6 @@ from pyinfra.api import Config, FileUploadCommand, Inventory, State
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra.facts.files import Directory, FileContents, Sha256File
 from pyinfra.facts.server import TmpDir
-from pyinfra.facts.server import TmpDir
 from pyinfra.facts.systemd import SystemdStatus
 
 from cluster import load_checked
