@@ -500,6 +500,17 @@ def cap_net_bind_service_xattr():
     return struct.pack("<IIIII", 0x02000000 | 0x1, 1 << 10, 0, 0, 0)
 
 
+def _check_not_shadowing(layer, lower, allow=()):
+    """Refuse a layer whose directories would replace symlinks of the layer below (e.g. a
+    "bin/" directory over Debian's merged-/usr bin -> usr/bin link hides /bin/sh)."""
+    import tarfile
+    with tarfile.open(lower[0]) as t:
+        links = {m.name.rstrip("/") for m in t if m.issym()}
+    bad = [n for n in layer.names() if n in links and layer.entries[n][0].isdir() and n not in allow]
+    if bad:
+        raise util.Failed("layer would hide symlinks of its base: %s" % ", ".join(bad))
+
+
 class KubernetesImages(Component):
     """registry.k8s.io/{kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy}:
     the binary at /usr/local/bin/NAME as upstream's server-image; kube-proxy on the Debian
@@ -524,6 +535,10 @@ class KubernetesImages(Component):
         for n in self.NAMES:
             top = _binary_layer(ctx, "k8s-" + n, [("usr/local/bin/" + n, os.path.join(bindir, n), 0o755, None)])
             base = debian if n == "kube-proxy" else static
+            if base is debian:
+                l = oci.Layer()
+                l.add_file("usr/local/bin/" + n, os.path.join(bindir, n), mode=0o755)
+                _check_not_shadowing(l, debian)
             _image(ctx, refs[n], [base, top], entrypoint=["/usr/local/bin/" + n],
                    labels={"org.opencontainers.image.version": V.VERSIONS["kubernetes"]})
 
@@ -721,8 +736,10 @@ class Calico(Component):
             l.add_tree(sub, os.path.join(fs, sub), keep_owner=False)
         for f in sorted(os.listdir(os.path.join(fs, "sbin"))):
             l.add_file("usr/sbin/" + f, os.path.join(fs, "sbin", f), mode=0o755)
-        l.add_file("bin/calico-node", os.path.join(bindir, "calico-node"), mode=0o4755)
-        l.add_file("bin/mountns", os.path.join(bindir, "mountns"), mode=0o4755)
+        # Upstream copies to /bin on UBI, where /bin is a symlink to usr/bin; Debian's /bin is
+        # that symlink too, and a "bin/" directory in this layer would hide it (and /bin/sh).
+        l.add_file("usr/bin/calico-node", os.path.join(bindir, "calico-node"), mode=0o4755)
+        l.add_file("usr/bin/mountns", os.path.join(bindir, "mountns"), mode=0o4755)
         l.add_file("licenses/LICENSE", lic, mode=0o644)
         # The module cache is read-only and module zips keep no execute bits: set the modes
         # the Dockerfile's COPY gives (dirs 0755, files 0644, runit scripts and rc.local 0755).
@@ -736,6 +753,9 @@ class Calico(Component):
                 ti.mode = 0o755
             elif ti.isfile():
                 ti.mode = 0o644
+        # Debian's runit makes /etc/service a symlink to its own runsvdir; calico's runit tree
+        # wants a real /etc/service/{available,enabled}, so that one is replaced on purpose.
+        _check_not_shadowing(l, debian, allow=("etc/service",))
         top = _save_layer(ctx, "calico-node", l)
         _image(ctx, refs["calico-node"], [debian, top], cmd=["start_runit"],
                env=[PATH_ENV, "SVDIR=/etc/service/enabled"], labels=labels)
