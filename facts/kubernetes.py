@@ -144,7 +144,9 @@ class ClusterNodes(FactBase[dict | None]):
             "cp1": {
                 "ready": True,
                 "control_plane": True,
-                "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+                "taints": [
+                    {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                ],
                 "labels": {"kubernetes.io/hostname": "cp1", ...},
                 "kubelet_version": "v1.35.8",
                 "internal_ip": "10.123.0.21",
@@ -395,8 +397,9 @@ class CalicoState(FactBase[dict | None]):
             return None
         node_lines, ctrl_lines = parts["node"][1], parts["controllers"][1]
         node, ctrl = load_json(node_lines), load_json(ctrl_lines)
-        if (node_lines and not isinstance(node, dict)) or (ctrl_lines and not isinstance(ctrl, dict)):
-            return None
+        for lines, obj in ((node_lines, node), (ctrl_lines, ctrl)):
+            if lines and not isinstance(obj, dict):  # printed something, but not an object
+                return None
         pools = []
         for item in dig(load_json(parts.get("pools", ("", []))[1]), "items", default=[]) or []:
             name = dig(item, "metadata", "name")
@@ -421,9 +424,8 @@ class CalicoState(FactBase[dict | None]):
 
 class ClusterRoleBinding(FactBase[dict | None]):
     """
-    The ClusterRoleBinding named ``binding`` (pass it positionally): its role and subjects,
-    or None when it does not exist (or the
-    kubeconfig is missing or the API cannot be read).
+    The ClusterRoleBinding named ``binding``: its role and subjects (kind and name), or None
+    when it does not exist (or the kubeconfig is missing or the API cannot be read).
 
     .. code:: python
 
@@ -437,7 +439,9 @@ class ClusterRoleBinding(FactBase[dict | None]):
     @override
     def command(self, binding: str, kubeconfig: str = ADMIN_CONF) -> str:
         # The argument cannot be called ``name``: pyinfra reserves it for operations.
-        get = kubectl(kubeconfig, f"get clusterrolebinding {shlex.quote(binding)} -o json --ignore-not-found")
+        get = kubectl(
+            kubeconfig, f"get clusterrolebinding {shlex.quote(binding)} -o json --ignore-not-found"
+        )
         return if_api_answers(kubeconfig, f"{get} 2>/dev/null || echo '{UNREACHABLE}'")
 
     @override
