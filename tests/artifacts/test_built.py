@@ -118,3 +118,60 @@ def test_image_archives_read_back():
         seen += 1
     if not seen:
         pytest.skip("no image built")
+
+
+def test_kubeadm_validates_a_config(tmp_path):
+    """What the deploy's tests do with `python3 -m artifacts kubeadm-path`."""
+    kubeadm = _need(layout.file_path("kubeadm"))
+    cfg = tmp_path / "kubeadm.yaml"
+    cfg.write_text("""\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: %s
+controlPlaneEndpoint: 10.123.0.100:6443
+networking:
+  podSubnet: 10.244.0.0/16
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+""" % V.VERSIONS["kubernetes"])
+    r = subprocess.run([kubeadm, "config", "validate", "--config", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cfg.write_text("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: nonsense\n")
+    r = subprocess.run([kubeadm, "config", "validate", "--config", str(cfg)], capture_output=True, text=True)
+    assert r.returncode != 0
+
+
+@pytest.mark.skipif(not (shutil.which("skopeo") and shutil.which("docker-registry")),
+                    reason="needs skopeo and Debian's docker-registry")
+def test_push_to_a_loopback_registry(tmp_path):
+    img = [i for i in build.images_index() if i["key"] == "pause"][0]
+    _need(img["archive"])
+    import socket
+    import time
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = tmp_path / "registry.yml"
+    conf.write_text("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%d\n"
+                    "log:\n  level: warn\n" % (tmp_path / "data", port))
+    reg = subprocess.Popen(["docker-registry", "serve", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        r = subprocess.run(["python3", "-m", "artifacts", "push", "--registry", "127.0.0.1:%d" % port, "pause"],
+                           capture_output=True, text=True, timeout=120,
+                           cwd=os.path.join(os.path.dirname(__file__), "..", ".."))
+        assert r.returncode == 0, r.stderr
+        out = json.loads(_run("skopeo", "inspect", "--tls-verify=false",
+                              "docker://127.0.0.1:%d/%s" % (port, layout.registry_path(img["ref"]))))
+        assert out["Architecture"] == "amd64"
+    finally:
+        reg.terminate()
+        reg.wait(10)

@@ -95,3 +95,22 @@ def test_bad_paths_are_refused():
     for bad in ("", "/", "a/../b"):
         with pytest.raises(ValueError):
             l.add_bytes(bad, b"")
+
+
+def test_a_layer_may_not_hide_base_symlinks(tmp_path):
+    from artifacts import util
+    base = oci.Layer()
+    base.add_symlink("bin", "usr/bin")
+    base.add_symlink("etc/service", "/etc/runit/runsvdir/default")
+    blob = str(tmp_path / "base.tgz")
+    lower = (blob,) + base.write(blob)
+    ok = oci.Layer()
+    ok.add_bytes("usr/bin/x", b"")
+    components._check_not_shadowing(ok, lower)
+    bad = oci.Layer()
+    bad.add_bytes("bin/x", b"")
+    with pytest.raises(util.Failed):
+        components._check_not_shadowing(bad, lower)
+    svc = oci.Layer()
+    svc.add_bytes("etc/service/available/felix/run", b"")
+    components._check_not_shadowing(svc, lower, allow=("etc/service",))
