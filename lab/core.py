@@ -60,6 +60,7 @@ def leftovers() -> list[str]:
     if network.firewall_present():
         found.append("iptables chains")
     found += [f"process {p}" for p in _lab_processes()]
+    found += [f"cgroup {d}" for d in _discovered_cgroups()]
     if paths.MACHINES.exists() and any(paths.MACHINES.iterdir()):
         found.append(f"machines in {paths.MACHINES}")
     return found
@@ -170,7 +171,7 @@ def up(lab: LabConfig, progress: Progress) -> dict:
         services.ensure(lab, mirror, progress)
 
         stale = [h for h in lab.hosts if not rootfs.machine_ok(lab, h)]
-        machines.stop_many([h.name for h in stale])
+        machines.stop_many([h.name for h in stale], st["cgroups"])
 
         def create(h: Host) -> None:
             t = time.monotonic()
@@ -185,7 +186,7 @@ def up(lab: LabConfig, progress: Progress) -> dict:
         to_wait: list[Host] = []
         for h in lab.hosts:
             if not network.host_net_ok(lab, h):
-                machines.stop(h.name)  # a running host keeps its old namespace otherwise
+                machines.stop(h.name, st["cgroups"])  # a running host keeps its old netns otherwise
                 network.ensure_host_net(lab, h)
                 progress("network", h.name, f"netns {h.netns}, eth0 {h.address}/{lab.prefixlen}")
             if network.link_up(h) is False:
@@ -208,7 +209,7 @@ def up(lab: LabConfig, progress: Progress) -> dict:
 
 
 def _start(lab: LabConfig, h: Host, st: dict) -> None:
-    _pid, dirs = machines.start(lab, h)
+    _pid, dirs = machines.start(lab, h, st.get("cgroups", []))
     for d in dirs:
         if d not in st["cgroups"]:
             st["cgroups"].append(d)
@@ -264,7 +265,7 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
     if paths.RUN.is_dir():
         names |= {p.name[len("machine-"):-len(".pid")] for p in paths.RUN.glob("machine-*.pid")}
 
-    stopped = machines.stop_many(sorted(names))
+    stopped = machines.stop_many(sorted(names), st.get("cgroups", []) if st else [])
     if stopped:
         progress("stop", None, f"powered off {', '.join(sorted(stopped))}")
     for svc in services.ALL:
@@ -285,6 +286,9 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
         progress("network", None, "removed iptables chains")
 
     cgroups = set(st.get("cgroups", []) if st else []) | set(_discovered_cgroups())
+    orphans = machines.kill_cgroups([Path(d) for d in cgroups])
+    if orphans:
+        progress("stop", None, f"ended {len(orphans)} processes left in the hosts' cgroups")
     for d in sorted(cgroups, key=len, reverse=True):
         if not machines.remove_cgroup_tree(Path(d)):
             problems.append(f"cgroup {d} still in use")
@@ -296,6 +300,17 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
         except OSError:
             pass
     nspawn_dir = Path("/run/systemd/nspawn")
+    # nspawn's per-machine leftovers: it refuses to clean them where /run is not a tmpfs.
+    for n in names:
+        try:
+            (nspawn_dir / "propagate" / n).rmdir()
+        except OSError:
+            pass
+        try:
+            s = rootfs.machine_dir(n).stat()
+            (nspawn_dir / "locks" / f"inode-{s.st_dev}:{s.st_ino}").unlink()
+        except OSError:
+            pass
     if st and st.get("nspawn_dir_made") and nspawn_dir.is_dir():
         for sub in ("locks", "propagate", "unix-export", "incoming", ""):
             try:
@@ -447,7 +462,8 @@ def format_status(s: dict) -> str:
 
 def stop_host(lab: LabConfig, h: Host) -> bool:
     with state.lock():
-        return machines.stop(h.name)
+        st = state.load() or {}
+        return machines.stop(h.name, st.get("cgroups", []))
 
 
 def start_host(lab: LabConfig, h: Host, progress) -> bool:

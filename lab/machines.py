@@ -33,7 +33,8 @@ def nspawn_pid(name: str) -> int | None:
     if pid is None:
         return None
     argv = cmdline(pid)
-    if not argv or not argv[0].endswith("systemd-nspawn") or f"--machine={name}" not in argv:
+    # right after spawn() it may still be the shell that moves itself into the cgroups
+    if "systemd-nspawn" not in (os.path.basename(a) for a in argv) or f"--machine={name}" not in argv:
         return None
     return pid
 
@@ -109,6 +110,54 @@ def _make_cgroup(d: Path) -> None:
                 target.write_text((p.parent / f).read_text())
 
 
+def cgroup_pids(d: Path) -> set[int]:
+    """Every process in cgroup D or below it."""
+    pids: set[int] = set()
+    if not d.is_dir():
+        return pids
+    for root, _dirs, files in os.walk(d):
+        if "cgroup.procs" in files:
+            try:
+                pids |= {int(x) for x in Path(root, "cgroup.procs").read_text().split()}
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
+def kill_cgroups(dirs: list[Path], grace: float = 10.0) -> set[int]:
+    """End every process left in DIRS (e.g. a host whose nspawn died: its systemd lives on,
+    re-parented to PID 1). A host's PID 1 gets the poweroff signal first, then all SIGKILL.
+    Returns the pids that were found."""
+    found: set[int] = set()
+    for d in dirs:
+        found |= cgroup_pids(d)
+    if not found:
+        return found
+    for pid in found:
+        try:
+            nspid = [l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("NSpid:")]
+            if nspid and nspid[0].split()[-1] == "1" and len(nspid[0].split()) > 2:
+                os.kill(pid, signal.SIGRTMIN + 3)
+        except (OSError, ProcessLookupError):
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(cgroup_pids(d) for d in dirs):
+        time.sleep(0.2)
+    for _ in range(50):
+        left: set[int] = set()
+        for d in dirs:
+            left |= cgroup_pids(d)
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    return found
+
+
 def remove_cgroup_tree(d: Path) -> bool:
     """rmdir D and everything below it (cgroup dirs only hold virtual files). True if gone."""
     if not d.is_dir():
@@ -135,8 +184,9 @@ def remove_cgroup_tree(d: Path) -> bool:
 # ---- start / stop -----------------------------------------------------------------------
 
 
-def start(lab: LabConfig, host: Host) -> tuple[int, list[str]]:
-    """Boot HOST. Returns (nspawn pid, cgroup dirs it runs in)."""
+def start(lab: LabConfig, host: Host, known_cgroups: list[str] | None = None) -> tuple[int, list[str]]:
+    """Boot HOST. Returns (nspawn pid, cgroup dirs it runs in). KNOWN_CGROUPS: cgroup dirs
+    earlier boots used (maybe from another session's cgroup)."""
     if nspawn_pid(host.name) is not None:
         raise LabError(f"{host.name} is already running")
     root = rootfs.machine_dir(host.name)
@@ -147,8 +197,14 @@ def start(lab: LabConfig, host: Host) -> tuple[int, list[str]]:
         raise LabError(f"{host.name} has no network namespace {netns}; run `python3 -m lab up`")
     rootfs.prepare_runtime(host)
     dirs = cgroup_dirs(host.name)
+    # Leftovers of an earlier boot: a crashed nspawn leaves the host's systemd running, which
+    # must not share the root file system with a new one.
+    old = host_cgroups(host.name, known_cgroups)
+    if kill_cgroups(old, grace=5.0):
+        time.sleep(0.2)
+    for d in old:
+        remove_cgroup_tree(d)
     for d in dirs:
-        remove_cgroup_tree(d)  # leftovers of an earlier boot
         _make_cgroup(d)
     argv = [
         "/bin/sh", "-c", CGROUP_SH, "kubeha-lab-nspawn",
@@ -190,19 +246,18 @@ def wait_started(name: str, timeout: float = 20.0) -> None:
     raise LabError(f"{name} did not start (log {log}):\n{tail}")
 
 
-def stop(name: str, timeout: float = 30.0) -> bool:
+def stop(name: str, known_cgroups: list[str] | None = None, timeout: float = 30.0) -> bool:
     """Clean poweroff (SIGTERM to nspawn), SIGKILL after TIMEOUT. True if it was running."""
-    pid = nspawn_pid(name)
-    if pid is None:
-        pidfile(name).unlink(missing_ok=True)
-        return False
-    terminate(pid, signal.SIGTERM, timeout=timeout)
-    pidfile(name).unlink(missing_ok=True)
-    return True
+    return bool(stop_many([name], known_cgroups, timeout))
 
 
-def stop_many(names: list[str], timeout: float = 30.0) -> list[str]:
-    """Power off several hosts at once. Returns the names that were running."""
+def host_cgroups(name: str, known_cgroups: list[str] | None) -> list[Path]:
+    return [Path(d) for d in (known_cgroups or []) if Path(d).name == name] + cgroup_dirs(name)
+
+
+def stop_many(names: list[str], known_cgroups: list[str] | None = None, timeout: float = 30.0) -> list[str]:
+    """Power off several hosts at once, then end anything left in their cgroups.
+    Returns the names that were running."""
     pids = {n: nspawn_pid(n) for n in names}
     running = {n: p for n, p in pids.items() if p is not None}
     for p in running.values():
@@ -215,6 +270,7 @@ def stop_many(names: list[str], timeout: float = 30.0) -> list[str]:
         terminate(p, 0, timeout=max(0.5, deadline - time.monotonic()))
     for n in names:
         pidfile(n).unlink(missing_ok=True)
+        kill_cgroups(host_cgroups(n, known_cgroups), grace=5.0)
     return list(running)
 
 
@@ -264,17 +320,29 @@ def ssh_argv(lab: LabConfig, host: Host, tty: bool = False) -> list[str]:
         "-o", "BatchMode=yes",
         "-o", "ConnectTimeout=5",
         "-o", "LogLevel=ERROR",
+        # From the bridge's address only: with no bridge, ssh fails before sending anything.
+        "-o", f"BindInterface={paths.BRIDGE}",
         *(["-t"] if tty else []),
         f"{lab.ssh_user}@{host.address}",
     ]
 
 
 def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
+    """Can a TCP connection to a lab address be made? The socket is bound to the lab's
+    bridge, so with no bridge nothing is sent (never out through another route)."""
+    s = socket.socket()
     try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, paths.BRIDGE.encode())
+        except OSError:
+            return False
+        s.settimeout(timeout)
+        s.connect((address, port))
+        return True
     except OSError:
         return False
+    finally:
+        s.close()
 
 
 def wait_ssh(lab: LabConfig, hosts: list[Host], timeout: float = 90.0, progress=None) -> None:

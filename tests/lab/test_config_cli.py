@@ -1,0 +1,245 @@
+"""The lab's cluster-file parsing, its command-line errors and the machine's apt sources
+parsing. Needs no root and starts nothing."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab import config, machine_apt
+from lab.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+HA = REPO / "lab" / "clusters" / "ha.yaml"
+COMPACT = REPO / "lab" / "clusters" / "compact.yaml"
+
+
+def doc(path=HA):
+    return yaml.safe_load(path.read_text())
+
+
+# ---- cluster files --------------------------------------------------------------------------
+
+
+def test_ha_cluster_file():
+    lab = config.load(HA)
+    assert lab.name == "lab-ha"
+    assert [h.name for h in lab.hosts] == ["lb1", "lb2", "cp1", "cp2", "cp3", "w1", "w2"]
+    assert lab.host("cp2").address == "10.123.0.22"
+    assert lab.host("lb1").roles == ("lb",)
+    assert (lab.gateway, lab.node_cidr, lab.prefixlen, lab.suite) == ("10.123.0.1", "10.123.0.0/24", 24, "trixie")
+    assert lab.ssh_user == "kube"
+    assert lab.ssh_key == "/var/lib/kubeha-lab/ssh/id_ed25519"
+    assert lab.known_hosts == "/var/lib/kubeha-lab/ssh/known_hosts"
+    assert lab.vips == ("10.123.0.10",)
+    assert lab.host("w1").netns == "kubeha-lab-w1" and lab.host("w1").veth == "kh-w1"
+
+
+def test_compact_cluster_file():
+    lab = config.load(COMPACT)
+    assert lab.name == "lab-compact"
+    assert [(h.name, h.address) for h in lab.hosts] == [
+        ("k1", "10.123.0.111"),
+        ("k2", "10.123.0.112"),
+        ("k3", "10.123.0.113"),
+        ("k4", "10.123.0.114"),
+    ]
+
+
+def test_fingerprint_is_stable_and_tells_labs_apart():
+    ha, ha2, compact = config.load(HA), config.load(HA), config.load(COMPACT)
+    assert ha.fingerprint() == ha2.fingerprint()
+    assert ha.fingerprint() != compact.fingerprint()
+    assert config.LabConfig.from_dict(ha.to_dict()).fingerprint() == ha.fingerprint()
+
+
+def test_defaults_when_lab_section_and_ssh_are_missing():
+    d = doc()
+    del d["lab"], d["ssh"]
+    lab = config.parse(d)
+    assert (lab.gateway, lab.suite, lab.ssh_user) == ("10.123.0.1", "trixie", "kube")
+    assert lab.ssh_key == "/var/lib/kubeha-lab/ssh/id_ed25519"
+
+
+def test_unknown_host_names_the_known_ones():
+    with pytest.raises(ConfigError, match=r"no host 'nope' in lab lab-ha \(hosts: lb1, lb2, cp1"):
+        config.load(HA).host("nope")
+
+
+def _broken(mutate):
+    d = copy.deepcopy(doc())
+    mutate(d)
+    return d
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("hosts"), "'hosts' must be a non-empty list"),
+        (lambda d: d.update(hosts=[]), "'hosts' must be a non-empty list"),
+        (lambda d: d["hosts"][1].update(name="lb1"), "duplicate host name 'lb1'"),
+        (lambda d: d["hosts"][1].update(address="10.123.0.11"), "already used by lb1"),
+        (lambda d: d["hosts"][0].update(address="10.123.0.1"), "already used by lab.gateway"),
+        (lambda d: d["hosts"][0].update(address="10.124.0.5"), "not a usable address"),
+        (lambda d: d["hosts"][0].update(address="10.123.0.255"), "not a usable address"),
+        (lambda d: d["hosts"][0].update(address="cp1.example"), "is not an IPv4 address"),
+        (lambda d: d["hosts"][0].update(name="a-very-long-host-name"), "must match"),
+        (lambda d: d["hosts"][0].update(name="LB1"), "must match"),
+        (lambda d: d["hosts"][0].pop("address"), "missing 'address'"),
+        (lambda d: d["network"].update(node_cidr="192.168.1.0/24"), "must lie inside the lab network"),
+        (lambda d: d["network"].update(node_cidr="10.123.0.0/33"), "node_cidr"),
+        (lambda d: d.pop("network"), "missing 'node_cidr'"),
+        (lambda d: d["lab"].update(gateway="10.123.0.300"), "is not an IPv4 address"),
+        (lambda d: d["lab"].update(suite="Trixie!"), "is not a Debian suite name"),
+        (lambda d: d["api"].update(vip="10.123.0.21"), "api.vip 10.123.0.21 is already used by cp1"),
+        (lambda d: d["ssh"].update(user="root"), "non-root user"),
+        (lambda d: d["ssh"].update(key="id_ed25519"), "must be an absolute path"),
+        (lambda d: d.update(name="Lab HA"), "name 'Lab HA'"),
+    ],
+)
+def test_bad_cluster_files_are_refused_with_a_reason(mutate, message):
+    with pytest.raises(ConfigError, match=message):
+        config.parse(_broken(mutate), "test.yaml")
+
+
+def test_not_a_mapping():
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        config.parse(["a", "list"])
+
+
+# ---- command line -------------------------------------------------------------------------
+
+
+def lab_cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-B", "-m", "lab", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "required: CMD"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["ssh"], "required: name"),
+        (["stop"], "required: name"),
+        (["kill", "cp1"], "required: service"),
+        (["cut"], "required: name"),
+        (["status", "--bogus"], "unrecognized arguments: --bogus"),
+        (["down", "extra"], "unrecognized arguments: extra"),
+    ],
+)
+def test_usage_errors_exit_2(args, message):
+    cp = lab_cli(*args)
+    assert cp.returncode == 2, cp
+    assert message in cp.stderr
+
+
+def test_unknown_host_exits_2_before_anything_else():
+    cp = lab_cli("--cluster", str(HA), "stop", "nosuchhost")
+    assert cp.returncode == 2
+    assert "no host 'nosuchhost' in lab lab-ha" in cp.stderr
+
+
+def test_missing_cluster_file_exits_2(tmp_path):
+    cp = lab_cli("up", "--cluster", str(tmp_path / "missing.yaml"))
+    assert cp.returncode == 2
+    assert "cannot read cluster file" in cp.stderr
+
+
+def test_invalid_cluster_file_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nhosts: [\n")
+    cp = lab_cli("up", "--cluster", str(bad))
+    assert cp.returncode == 2 and "not valid YAML" in cp.stderr
+    bad.write_text(yaml.safe_dump(_broken(lambda d: d["hosts"][1].update(name="lb1"))))
+    cp = lab_cli("up", "--cluster", str(bad))
+    assert cp.returncode == 2 and "duplicate host name" in cp.stderr
+
+
+def test_kubeha_cluster_env_is_the_default(tmp_path):
+    import os
+
+    env = {**os.environ, "KUBEHA_CLUSTER": str(tmp_path / "from-env.yaml")}
+    cp = lab_cli("up", env=env)
+    assert cp.returncode == 2 and "from-env.yaml" in cp.stderr
+
+
+def test_help_lists_every_command():
+    cp = lab_cli("--help")
+    assert cp.returncode == 0
+    for cmd in ("up", "down", "status", "ssh", "stop", "start", "kill", "cut", "heal"):
+        assert cmd in cp.stdout
+
+
+# ---- the machine's apt sources --------------------------------------------------------------
+
+DEB822 = """\
+Types: deb
+# a comment
+URIs: http://mirror.invalid/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.invalid/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb-src
+URIs: http://src.invalid/debian
+Suites: bookworm
+
+Enabled: no
+Types: deb
+URIs: http://disabled.invalid/debian
+Suites: bookworm
+"""
+
+
+def test_find_mirror_from_deb822(tmp_path, monkeypatch):
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(DEB822)
+    (d / "other.list.disabled").write_text("deb http://other.invalid/debian bookworm main\n")
+    monkeypatch.setattr(machine_apt, "SOURCES_DIR", d)
+    monkeypatch.setattr(machine_apt, "SOURCES_LIST", tmp_path / "sources.list")
+    m = machine_apt.find_mirror()
+    assert m.debian == "http://mirror.invalid/debian"
+    assert m.security == "http://mirror.invalid/debian-security"
+    assert m.allowed() == [m.debian, m.security]
+
+
+def test_find_mirror_from_one_line_sources(tmp_path, monkeypatch):
+    (tmp_path / "sources.list").write_text(
+        "# deb http://commented.invalid/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] https://mirror.invalid/debian/ bookworm main\n"
+    )
+    monkeypatch.setattr(machine_apt, "SOURCES_DIR", tmp_path / "none")
+    monkeypatch.setattr(machine_apt, "SOURCES_LIST", tmp_path / "sources.list")
+    m = machine_apt.find_mirror()
+    assert (m.debian, m.security) == ("https://mirror.invalid/debian", None)
+    assert machine_apt.as_http(m.debian) == "http://mirror.invalid/debian"
+
+
+def test_no_mirror_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(machine_apt, "SOURCES_DIR", tmp_path / "none")
+    monkeypatch.setattr(machine_apt, "SOURCES_LIST", tmp_path / "none.list")
+    with pytest.raises(Exception, match="cannot find a Debian mirror"):
+        machine_apt.find_mirror()
+
+
+def test_apt_requirements_file_lists_what_up_installs():
+    pkgs = machine_apt.required_packages()
+    for p in ("debootstrap", "systemd-container", "iptables", "docker-registry", "openssh-client"):
+        assert p in pkgs
