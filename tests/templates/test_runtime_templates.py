@@ -1,0 +1,146 @@
+"""The container runtime's files, rendered for every example and lab cluster file: containerd's
+config.toml (version 3, containerd 2.x), the registries' hosts.toml, crictl.yaml and
+containerd.service, parsed by what reads them.
+
+containerd itself checks the configuration when the artifact build has left its release
+archive on this machine (marked `artifacts`; skipped otherwise). Nothing here connects anywhere.
+"""
+
+import os
+import shutil
+import subprocess
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.preflight import check
+from cluster.render import render
+from facts.containerd import ContainerdState
+from operations import host as ops
+from support import CLUSTER_FILES, local_copy
+
+ARTIFACT_FILES = Path("/var/cache/kubeha-lab/artifacts/files")
+CONTAINERD_ARCHIVE = "github.com/containerd/containerd/releases/download/v{v}/containerd-{v}-linux-amd64.tar.gz"
+
+
+
+
+@pytest.fixture
+def loaded(any_cluster_file):
+    cluster, problems = check(any_cluster_file)
+    assert not problems, problems
+    return cluster
+
+
+def config_of(cluster):
+    return ops.containerd_config(cluster, cluster.control_planes[0])
+
+
+def test_containerd_config_is_version_3_with_systemd_cgroups_and_the_pinned_pause(loaded):
+    text = config_of(loaded)
+    config = tomllib.loads(text)
+    assert config["version"] == 3
+    plugins = config["plugins"]
+    assert set(plugins) == {"io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"}, \
+        "containerd 2.x names; the 1.x io.containerd.grpc.v1.cri section would be migrated"
+    images = plugins["io.containerd.cri.v1.images"]
+    sandbox = f"{loaded.kubernetes.image_registry}/pause:{loaded.containerd.pause_image_tag}"
+    assert images["pinned_images"]["sandbox"] == sandbox
+    assert images["registry"]["config_path"] == "/etc/containerd/certs.d"
+    runtime = plugins["io.containerd.cri.v1.runtime"]["containerd"]
+    assert runtime["default_runtime_name"] == "runc"
+    runc = runtime["runtimes"]["runc"]
+    assert runc["runtime_type"] == "io.containerd.runc.v2"
+    assert runc["options"] == {"SystemdCgroup": True, "BinaryName": "/usr/local/sbin/runc"}
+    assert config["grpc"]["address"] == "/run/containerd/containerd.sock"
+    # what facts/containerd.py reads back from the host's file
+    fact = ContainerdState().process(["#kubeha:version", "containerd github.com/containerd/containerd/v2 v2.2.3 x",
+                                      "#kubeha:active active", "#kubeha:config", *text.splitlines()])
+    assert fact["config_version"] == 3 and fact["systemd_cgroup"] is True and fact["sandbox_image"] == sandbox
+
+
+def test_registry_hosts_send_every_upstream_registry_to_the_offline_mirror(loaded):
+    hosts = ops.registry_hosts(loaded)
+    if loaded.offline.registry_mirror:
+        assert sorted(hosts) == sorted(["registry.k8s.io", "docker.io", "quay.io", "ghcr.io"])
+    else:
+        assert hosts == {}
+    for registry, mirrors in hosts.items():
+        text = render("hosts.toml.j2", registry=registry, mirrors=mirrors)
+        parsed = tomllib.loads(text)
+        assert "server" not in parsed, "containerd falls back to the registry's own endpoint"
+        assert list(parsed["host"]) == mirrors
+        for mirror in mirrors:
+            assert parsed["host"][mirror] == {"capabilities": ["pull", "resolve"]}
+        assert text.startswith("# Managed by kubeha"), "operations/host.py finds its own files by this"
+
+
+def test_registry_mirrors_come_before_the_offline_mirror(tmp_path):
+    path = local_copy(CLUSTER_FILES["lab-ha"], tmp_path, **{"containerd.registry_mirrors": {
+        "docker.io": ["https://mirror.example:5000"], "registry.example:5000": ["http://10.123.0.1:5001"]}})
+    cluster, problems = check(path)
+    assert not problems, problems
+    hosts = ops.registry_hosts(cluster)
+    assert hosts["docker.io"] == ["https://mirror.example:5000", "http://10.123.0.1:5000"]
+    assert hosts["registry.example:5000"] == ["http://10.123.0.1:5001"], "only upstream registries get the offline one"
+    assert hosts["quay.io"] == ["http://10.123.0.1:5000"]
+
+
+def test_crictl_talks_to_containerd():
+    config = yaml.safe_load(render("crictl.yaml.j2", socket="/run/containerd/containerd.sock"))
+    assert config["runtime-endpoint"] == config["image-endpoint"] == "unix:///run/containerd/containerd.sock"
+
+
+def test_containerd_unit_verifies(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.fail("systemd-analyze is not installed: apt-get install systemd", pytrace=False)
+    for name in ("containerd", "modprobe"):  # systemd-analyze checks that the programs exist
+        stub = tmp_path / name
+        stub.write_text("#!/bin/sh\n")
+        stub.chmod(0o755)
+    unit = tmp_path / "containerd.service"
+    unit.write_text(render("containerd.service.j2", version="2.2.3", bin_dir=str(tmp_path),
+                           modprobe=str(tmp_path / "modprobe")))
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    text = unit.read_text()
+    for line in ("Type=notify", "Delegate=yes", "KillMode=process", f"ExecStart={tmp_path}/containerd",
+                 "OOMScoreAdjust=-999"):
+        assert f"\n{line}\n" in text, line
+    assert "\nExecStartPre=-/sbin/modprobe overlay\n" in render("containerd.service.j2", version="2.2.3",
+                                                              bin_dir="/usr/local/bin", modprobe="/sbin/modprobe")
+
+
+@pytest.mark.artifacts
+def test_containerd_reads_the_config(tmp_path):
+    """The real containerd (from the artifact build) loads each cluster's config: `config dump`
+    prints it merged with its defaults, runc with SystemdCgroup and the pinned sandbox image."""
+    results = []
+    for name, source in sorted(CLUSTER_FILES.items()):
+        cluster, problems = check(local_copy(source, tmp_path))
+        assert not problems, problems
+        archive = ARTIFACT_FILES / CONTAINERD_ARCHIVE.format(v=cluster.containerd.version)
+        if not archive.is_file():
+            pytest.skip(f"{archive} is not built (the lab's artifact build makes it)")
+        binary = tmp_path / f"containerd-{cluster.containerd.version}"
+        if not binary.exists():
+            with tarfile.open(archive) as tar:
+                binary.write_bytes(tar.extractfile("bin/containerd").read())
+            binary.chmod(0o755)
+        config = tmp_path / f"{name}.toml"
+        config.write_text(config_of(cluster))
+        result = subprocess.run([str(binary), "--config", str(config), "config", "dump"], capture_output=True,
+                                text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+        assert result.returncode == 0, result.stderr
+        dumped = tomllib.loads(result.stdout)
+        plugins = dumped["plugins"]
+        runc = plugins["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+        assert runc["options"]["SystemdCgroup"] is True
+        assert plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"].endswith(
+            f"/pause:{cluster.containerd.pause_image_tag}")
+        results.append(name)
+    assert results
