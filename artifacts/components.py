@@ -133,7 +133,8 @@ class Kubernetes(Component):
         """CoreDNS and pause must be the tags kubeadm of this version expects."""
         src = util.read_text(os.path.join(ctx.module("kubernetes")["Dir"], "cmd/kubeadm/app/constants/constants.go"))
         found = {k: re.search(r'\b%s\s*=\s*"([^"]+)"' % c, src).group(1)
-                 for k, c in (("coredns", "CoreDNSVersion"), ("pause", "PauseVersion"))}
+                 for k, c in (("coredns", "CoreDNSVersion"), ("pause", "PauseVersion"),
+                              ("etcd_image", "DefaultEtcdVersion"))}
         for k, v in found.items():
             if V.VERSIONS[k] != v:
                 raise util.Failed("kubeadm %s expects %s %s but versions.py pins %s"
@@ -162,38 +163,48 @@ class Kubernetes(Component):
 
 
 # ------------------------------------------------------------------------------------------
+def _build_etcd(ctx, comp, prefix, bindir, log):
+    """etcd, etcdctl, etcdutl of one version from the nested modules (MODULES[prefix_*]), as
+    scripts/build_lib.sh: cgo off, -trimpath, GitSHA stamped.  Returns (root module info,
+    [server, etcdctl, etcdutl] infos, commit time)."""
+    root = ctx.module(prefix + "_root")
+    commit, when = gomod.origin(root)
+    keys = [prefix + s for s in ("_server", "_etcdctl", "_etcdutl")]
+    mods = [ctx.module(k) for k in keys]
+    up = util.read_text(mods[0]["GoMod"])
+    ver = V.MODULES[keys[0]]["version"]
+    # The nested modules replace each other with ../ paths: use the published versions.
+    # Replaces to ./FORBIDDEN_DEPENDENCY are guards against depending on those modules.
+    local = {r["old"]: None if "FORBIDDEN" in r["new"] else (r["old"], ver)
+             for r in gomod.parse_gomod(up)["replace"]}
+    wd = os.path.join(ctx.work, comp.name)
+    reqs = [(V.MODULES[k]["path"], V.MODULES[k]["version"]) for k in keys]
+    gomod.prepare_wrapper(wd, gomod.wrapper_gomod(comp.name, reqs, up, local))
+    gomod.clean_dir(bindir)
+    ld = "-s -w -X=go.etcd.io/etcd/api/v3/version.GitSHA=%s" % commit[:7]
+    for out, k in zip(("etcd", "etcdctl", "etcdutl"), keys):
+        util.say(comp.name, "go build %s %s" % (out, ver))
+        gomod.build(wd, os.path.join(bindir, out), [V.MODULES[k]["path"]], ctx.env, log, comp.name, ldflags=ld)
+    return root, mods, when
+
+
 class Etcd(Component):
+    """The etcd release tarball etcd-vX-linux-amd64/{etcd,etcdctl,etcdutl,README*}."""
     name = "etcd"
     uses = (gomod,)
 
     def inputs(self, ctx):
         return {"modules": [V.MODULES[k] for k in ("etcd_root", "etcd_server", "etcd_etcdctl", "etcd_etcdutl")],
-                "go": gomod.go_version()}
+                "go": gomod.go_version(), "builder": inspect.getsource(_build_etcd)}
 
     def outputs(self, ctx):
         return _files_outputs(ctx, "etcd")
 
     def build(self, ctx):
         ver = V.VERSIONS["etcd"]
-        root = ctx.module("etcd_root")
-        commit, when = gomod.origin(root)
-        mods = [ctx.module(k) for k in ("etcd_server", "etcd_etcdctl", "etcd_etcdutl")]
-        up = util.read_text(mods[0]["GoMod"])
-        # The nested modules replace each other with ../ paths: use the published versions.
-        # Replaces to ./FORBIDDEN_DEPENDENCY are guards against depending on those modules.
-        local = {r["old"]: None if "FORBIDDEN" in r["new"] else (r["old"], ver)
-                 for r in gomod.parse_gomod(up)["replace"]}
-        wd = self.workdir(ctx)
-        reqs = [(V.MODULES[k]["path"], V.MODULES[k]["version"]) for k in ("etcd_server", "etcd_etcdctl", "etcd_etcdutl")]
-        gomod.prepare_wrapper(wd, gomod.wrapper_gomod("etcd", reqs, up, local))
         top = "etcd-%s-linux-%s" % (ver, V.ARCH)
         bindir = self.outdir(ctx, ver, top)
-        gomod.clean_dir(bindir)
-        ld = "-s -w -X=go.etcd.io/etcd/api/v3/version.GitSHA=%s" % commit[:7]
-        for out, pkg in (("etcd", "go.etcd.io/etcd/server/v3"), ("etcdctl", "go.etcd.io/etcd/etcdctl/v3"),
-                         ("etcdutl", "go.etcd.io/etcd/etcdutl/v3")):
-            util.say(self.name, "go build %s" % out)
-            gomod.build(wd, os.path.join(bindir, out), [pkg], ctx.env, ctx.log(self.name), self.name, ldflags=ld)
+        root, mods, when = _build_etcd(ctx, self, "etcd", bindir, ctx.log(self.name))
         docs = [("README.md", os.path.join(root["Dir"], "README.md")),
                 ("README-etcdctl.md", os.path.join(mods[1]["Dir"], "README.md")),
                 ("README-etcdutl.md", os.path.join(mods[2]["Dir"], "README.md"))]
@@ -568,6 +579,38 @@ class Pause(Component):
         _image(ctx, layout.image_refs()["pause"], [top], entrypoint=["/pause"], user="65535:65535")
 
 
+class EtcdImage(Component):
+    """registry.k8s.io/etcd:<kubeadm's DefaultEtcdVersion> for the stacked topology: etcd,
+    etcdctl, etcdutl of that etcd version in /usr/local/bin (kubeadm's static pod runs
+    `etcd ...`), on the static base.  Upstream's image also carries a migration helper and
+    older etcd versions for upgrades; not here."""
+    name = "etcd-image"
+    deps = ("base-static",)
+    uses = (gomod, oci)
+
+    def inputs(self, ctx):
+        return {"tag": V.VERSIONS["etcd_image"], "go": gomod.go_version(),
+                "modules": [V.MODULES[k] for k in ("etcd_image_root", "etcd_image_server", "etcd_image_etcdctl",
+                                                   "etcd_image_etcdutl")],
+                "builder": inspect.getsource(_build_etcd)}
+
+    def outputs(self, ctx):
+        return [layout.archive_path(layout.image_refs()["etcd"], ctx.base)]
+
+    def build(self, ctx):
+        tag = V.VERSIONS["etcd_image"]
+        if V.MODULES["etcd_image_server"]["version"] != "v" + tag.split("-")[0]:
+            raise util.Failed("etcd image %s but modules at %s" % (tag, V.MODULES["etcd_image_server"]["version"]))
+        bindir = self.outdir(ctx, tag, "bin")
+        _, _, when = _build_etcd(ctx, self, "etcd_image", bindir, ctx.log(self.name))
+        top = _binary_layer(ctx, "etcd-image", [("usr/local/bin/" + b, os.path.join(bindir, b), 0o755, None)
+                                                for b in ("etcd", "etcdctl", "etcdutl")] +
+                            [("var/lib/etcd", None, 0o700, None)], mtime=_epoch(when))
+        _image(ctx, layout.image_refs()["etcd"], [_load_layer(ctx, "base-static"), top],
+               env=[PATH_ENV, "ETCD_UNSUPPORTED_ARCH="], exposed_ports=["2379/tcp", "2380/tcp"],
+               labels={"org.opencontainers.image.version": tag})
+
+
 class Coredns(Component):
     """registry.k8s.io/coredns/coredns: static coredns (tag grpcnotrace), /coredns with
     cap_net_bind_service=+ep, user nonroot, as upstream's Dockerfile."""
@@ -765,5 +808,5 @@ class Calico(Component):
 
 
 ALL = [Kubernetes(), Etcd(), Containerd(), Runc(), Crictl(), CniPlugins(), StaticBase(), DebianBase(),
-       Pause(), KubernetesImages(), Coredns(), KubeVip(), Calico()]
+       Pause(), KubernetesImages(), EtcdImage(), Coredns(), KubeVip(), Calico()]
 BY_NAME = {c.name: c for c in ALL}

@@ -15,6 +15,12 @@ CHECKSUM_COMPONENTS = (
 )
 
 
+# Files that are the same for every architecture; the deploy looks their sums up under "any"
+# (cluster/downloads.py ANY_ARCH), so they are written under both "any" and the arch.
+ARCH_INDEPENDENT = ("calico_manifest",)
+ANY_ARCH = "any"
+
+
 def root():
     """The artifacts cache; KUBEHA_ARTIFACTS_DIR overrides it (tests use a temporary one)."""
     return os.environ.get("KUBEHA_ARTIFACTS_DIR", DEFAULT_ROOT)
@@ -87,6 +93,7 @@ def image_refs(versions=None):
         refs[n] = "registry.k8s.io/%s:%s" % (n, k8s)
     refs["pause"] = "registry.k8s.io/pause:%s" % v["pause"]
     refs["coredns"] = "registry.k8s.io/coredns/coredns:%s" % v["coredns"]
+    refs["etcd"] = "registry.k8s.io/etcd:%s" % v["etcd_image"]
     refs["kube-vip"] = "ghcr.io/kube-vip/kube-vip:%s" % v["kube_vip"]
     # calico.yaml names them quay.io/calico/...; registry_mirror serves quay.io and docker.io.
     for n in ("cni", "node", "kube-controllers"):
@@ -154,6 +161,8 @@ def checksums_from_files(base=None, versions=None, arch=V.ARCH):
             with open(p) as f:
                 sha = f.read().split()[0]
             out.setdefault(comp, {}).setdefault(ver, {})[arch] = sha
+            if comp in ARCH_INDEPENDENT:
+                out[comp][ver][ANY_ARCH] = sha
     return out
 
 

@@ -22,6 +22,7 @@ WANTED = {
     "kube_vip": "v1.0.3",
     "coredns": "v1.13.1",
     "pause": "3.10.1",
+    "etcd_image": "3.6.6-0",
 }
 
 # What is built.
@@ -38,6 +39,9 @@ VERSIONS = {
     # the constants from the module and stops if they differ.
     "coredns": "v1.13.1",
     "pause": "3.10.1",
+    # registry.k8s.io/etcd:<tag> for kubeadm's stacked etcd (etcd.topology: stacked); also
+    # checked against kubeadm's DefaultEtcdVersion.  Built from etcd v3.6.6.
+    "etcd_image": "3.6.6-0",
 }
 
 SUBSTITUTIONS = {
@@ -66,6 +70,10 @@ MODULES = {
     "etcd_etcdctl": {"path": "go.etcd.io/etcd/etcdctl/v3", "version": "v3.6.14"},
     "etcd_etcdutl": {"path": "go.etcd.io/etcd/etcdutl/v3", "version": "v3.6.14"},
     "etcd_root": {"path": "go.etcd.io/etcd/v3", "version": "v3.6.14"},
+    "etcd_image_server": {"path": "go.etcd.io/etcd/server/v3", "version": "v3.6.6"},
+    "etcd_image_etcdctl": {"path": "go.etcd.io/etcd/etcdctl/v3", "version": "v3.6.6"},
+    "etcd_image_etcdutl": {"path": "go.etcd.io/etcd/etcdutl/v3", "version": "v3.6.6"},
+    "etcd_image_root": {"path": "go.etcd.io/etcd/v3", "version": "v3.6.6"},
     "containerd": {"path": "github.com/containerd/containerd/v2", "version": "v2.2.3"},
     "runc": {"path": "github.com/opencontainers/runc", "version": "v1.3.3"},
     "crictl": {"path": "sigs.k8s.io/cri-tools", "version": "v1.36.0"},

@@ -35,7 +35,8 @@ def test_kubeadm_expects_the_pinned_coredns_and_pause():
     kubeadm = _need(layout.file_path("kubeadm"))
     images = _run(kubeadm, "config", "images", "list", "--kubernetes-version", V.VERSIONS["kubernetes"])
     refs = layout.image_refs()
-    for key in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause", "coredns"):
+    for key in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause", "coredns",
+                "etcd"):
         assert refs[key] in images.splitlines(), (key, images)
 
 
@@ -104,6 +105,8 @@ def test_checksums_file_matches_the_files():
             continue
         h = hashlib.sha256(open(p, "rb").read()).hexdigest()
         assert data.get(comp, {}).get(ver, {}).get("amd64") == h, "%s: checksums.yaml is stale" % comp
+        if comp in layout.ARCH_INDEPENDENT:
+            assert data[comp][ver]["any"] == h
         assert open(p + ".sha256").read().split()[0] == h
 
 

@@ -49,6 +49,7 @@ def test_image_refs_and_registry_paths():
     assert refs["kube-apiserver"] == "registry.k8s.io/kube-apiserver:v1.35.8"
     assert refs["pause"] == "registry.k8s.io/pause:3.10.1"
     assert refs["coredns"] == "registry.k8s.io/coredns/coredns:v1.13.1"
+    assert refs["etcd"] == "registry.k8s.io/etcd:3.6.6-0"
     # what the design's registry_mirror expects
     assert layout.registry_path(refs["kube-apiserver"]) == "kube-apiserver:v1.35.8"
     assert layout.registry_path(refs["coredns"]) == "coredns/coredns:v1.13.1"
@@ -64,7 +65,8 @@ def test_image_refs_and_registry_paths():
 def test_every_image_the_deploy_runs_is_listed():
     refs = layout.image_refs()
     assert set(refs) == {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
-                         "pause", "coredns", "kube-vip", "calico-cni", "calico-node", "calico-kube-controllers"}
+                         "pause", "coredns", "etcd", "kube-vip", "calico-cni", "calico-node",
+                         "calico-kube-controllers"}
     # one archive per image, no collisions
     assert len({layout.archive_name(r) for r in refs.values()}) == len(refs)
 
@@ -81,7 +83,8 @@ def test_checksums_yaml_roundtrip_and_format(tmp_cache):
     assert loaded == {
         "kubeadm": {"v1.35.8": {"amd64": sha}},
         "containerd": {"2.2.3": {"amd64": sha}},      # a string, not a float or a date
-        "calico_manifest": {V.VERSIONS["calico"]: {"amd64": sha}},
+        # arch-independent: under "any" (what cluster/downloads.py reads) and amd64
+        "calico_manifest": {V.VERSIONS["calico"]: {"amd64": sha, "any": sha}},
     }
     assert loaded == data
     text = open(path).read()
