@@ -23,6 +23,7 @@ def main(argv=None):
     v = sub.add_parser("versions", help="print the pinned versions (JSON)")
     v.add_argument("--key", help="print only this one")
     sub.add_parser("paths", help="print files, images and checksums paths (JSON)")
+    sub.add_parser("cluster-knobs", help="print the cluster-file knobs (YAML) that match what is built")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "build":
@@ -49,6 +50,9 @@ def main(argv=None):
                 print(json.dumps({"versions": V.VERSIONS, "wanted": V.WANTED,
                                   "substitutions": V.SUBSTITUTIONS}, indent=1, sort_keys=True))
             return 0
+        if a.cmd == "cluster-knobs":
+            print(cluster_knobs(), end="")
+            return 0
         if a.cmd == "paths":
             print(json.dumps({"root": layout.root(), "files_dir": layout.files_dir(),
                               "checksums_file": layout.checksums_path(),
@@ -60,3 +64,28 @@ def main(argv=None):
         util.stderr("error: %s" % e)
         return 1
     return 2
+
+
+def cluster_knobs():
+    """The deploy's cluster-file knobs (cluster/schema.py names, versions without "v") that
+    make a deploy use exactly the artifacts built here, to paste into a lab cluster file."""
+    v = {k: x.lstrip("v") for k, x in V.VERSIONS.items()}
+    return """\
+# Versions of the artifacts built by `python3 -m artifacts build` (artifacts/versions.py).
+kubernetes:
+  version: "{kubernetes}"
+etcd:
+  version: "{etcd}"
+containerd:
+  version: "{containerd}"
+  runc_version: "{runc}"
+  crictl_version: "{crictl}"
+  cni_plugins_version: "{cni_plugins}"
+  pause_image_tag: "{pause}"
+calico:
+  version: "{calico}"
+  mode: vxlan            # the calico/node image built here has no BIRD: vxlan only
+  install: manifest      # the operator and its images are not built
+kube_vip:
+  version: "{kube_vip}"
+""".format(**v)

@@ -112,3 +112,13 @@ def test_versions_pins_are_consistent():
     for line in V.PINNED_GO_SUMS.splitlines():
         mod, ver, h = line.split()
         assert h.startswith("h1:") and h.endswith("=")
+
+
+def test_cluster_knobs_match_the_pins():
+    from artifacts import cli
+    knobs = yaml.safe_load(cli.cluster_knobs())
+    assert knobs["kubernetes"]["version"] == V.VERSIONS["kubernetes"].lstrip("v")
+    assert knobs["containerd"]["crictl_version"] == V.VERSIONS["crictl"].lstrip("v")
+    assert knobs["containerd"]["version"] == V.VERSIONS["containerd"]
+    assert knobs["calico"] == {"version": V.VERSIONS["calico"].lstrip("v"), "mode": "vxlan", "install": "manifest"}
+    assert knobs["kube_vip"]["version"] == V.VERSIONS["kube_vip"].lstrip("v")
