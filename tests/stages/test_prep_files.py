@@ -9,10 +9,12 @@ The tools come from Debian packages; a missing one fails the test with the packa
 
 import ast
 import configparser
+import os
 import shutil
 import subprocess
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -215,3 +217,40 @@ def test_prep_docstring_says_how_to_run_it_alone():
     for stage in ("preflight", "prep", "container_runtime"):
         doc = ast.get_docstring(ast.parse((PROJECT / "tasks" / f"{stage}.py").read_text()))
         assert f"pyinfra inventory.py tasks/{stage}.py" in textwrap.dedent(doc)
+
+
+def test_chrony_drop_in_replaces_the_units_start(tmp_path):
+    """systemd reads the drop-in over a unit shaped like Debian's chrony.service: one ExecStart
+    (the drop-in resets the unit's), the capability condition gone. Without the reset systemd
+    refuses the unit, so verify really reads the drop-in."""
+    analyze = tool("systemd-analyze")
+    chronyd = tmp_path / "chronyd"
+    chronyd.write_text("#!/bin/sh\n")
+    chronyd.chmod(0o755)
+    unit = tmp_path / "chrony.service"
+    unit.write_text(textwrap.dedent(f"""\
+        [Unit]
+        Description=stand-in for the distribution's chrony.service
+        ConditionCapability=CAP_SYS_TIME
+
+        [Service]
+        Type=forking
+        PIDFile=/run/chrony/chronyd.pid
+        EnvironmentFile=-/etc/default/chrony
+        ExecStart=!{chronyd} $DAEMON_OPTS
+
+        [Install]
+        WantedBy=multi-user.target
+        """))
+    drop_in = tmp_path / "chrony.service.d" / "kubeha-container.conf"
+    drop_in.parent.mkdir()
+    text = render("chrony-container.conf.j2", node=SimpleNamespace(name="k1"), container="systemd-nspawn")
+    drop_in.write_text(text.replace("/usr/sbin/chronyd", str(chronyd)))
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"}
+    result = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, env=env,
+                            timeout=30)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    drop_in.write_text(drop_in.read_text().replace("ExecStart=\n", ""))
+    result = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, env=env,
+                            timeout=30)
+    assert "more than one ExecStart" in result.stdout + result.stderr

@@ -6,12 +6,17 @@ containerd itself checks the configuration when the artifact build has left its 
 archive on this machine (marked `artifacts`; skipped otherwise). Nothing here connects anywhere.
 """
 
+import http.server
 import os
 import shutil
 import subprocess
 import tarfile
+import textwrap
+import threading
+import time
 import tomllib
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -144,3 +149,89 @@ def test_containerd_reads_the_config(tmp_path):
             f"/pause:{cluster.containerd.pause_image_tag}")
         results.append(name)
     assert results
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """Answers 404 to everything and records what was asked (and when anyone connected: a TLS
+    attempt on this plain HTTP server gets no further than that)."""
+
+    def setup(self):
+        super().setup()
+        self.server.connected.append(time.monotonic())
+
+    def do_GET(self):
+        self.server.requests.append((self.command, self.path))
+        self.send_response(404)
+        self.end_headers()
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    server.requests, server.connected = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.artifacts
+def test_containerd_pulls_through_the_mirror_then_the_registry(tmp_path):
+    """The real containerd reads a hosts.toml made from our template: a pull asks the mirror
+    first (the upstream repository path, ?ns=<registry>), then falls back to the registry's own
+    endpoint (over https: containerd's default for a registry without a `server` line). Both
+    "registries" are HTTP servers of this test on 127.0.0.1."""
+    cluster, _ = check(local_copy(CLUSTER_FILES["lab-ha"], tmp_path))
+    archive = ARTIFACT_FILES / CONTAINERD_ARCHIVE.format(v=cluster.containerd.version)
+    if not archive.is_file():
+        pytest.skip(f"{archive} is not built (the lab's artifact build makes it)")
+    with tarfile.open(archive) as tar:
+        for tool in ("containerd", "ctr"):
+            (tmp_path / tool).write_bytes(tar.extractfile(f"bin/{tool}").read())
+            (tmp_path / tool).chmod(0o755)
+    mirror, registry = _serve(), _serve()
+    registry_name = f"127.0.0.1:{registry.server_port}"
+    hosts_dir = tmp_path / "certs.d"
+    (hosts_dir / registry_name).mkdir(parents=True)
+    (hosts_dir / registry_name / "hosts.toml").write_text(
+        render("hosts.toml.j2", registry=registry_name, mirrors=[f"http://127.0.0.1:{mirror.server_port}"]))
+    socket = tmp_path / "c.sock"
+    # its own root, state and sockets; no CRI, no NRI (a machine-wide socket), no /opt/containerd
+    (tmp_path / "config.toml").write_text(textwrap.dedent(f"""\
+        version = 3
+        root = "{tmp_path}/root"
+        state = "{tmp_path}/state"
+        disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
+                            "io.containerd.cri.v1.images", "io.containerd.nri.v1.nri",
+                            "io.containerd.internal.v1.opt"]
+        [grpc]
+          address = "{socket}"
+        [ttrpc]
+          address = "{socket}.ttrpc"
+        """))
+    log = (tmp_path / "containerd.log").open("w")
+    daemon = subprocess.Popen([str(tmp_path / "containerd"), "--config", str(tmp_path / "config.toml")],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if socket.exists() or daemon.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert socket.exists(), (tmp_path / "containerd.log").read_text()
+        pull = subprocess.run([str(tmp_path / "ctr"), "--address", str(socket), "images", "pull",
+                               "--hosts-dir", str(hosts_dir), f"{registry_name}/pause:3.10.1"],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        log.close()
+        mirror.shutdown()
+        registry.shutdown()
+    output = pull.stdout + pull.stderr
+    assert pull.returncode != 0, "nothing to pull: both answer 404"
+    assert mirror.requests[0] == ("HEAD", f"/v2/pause/manifests/3.10.1?ns={quote(registry_name, safe='')}"), \
+        mirror.requests
+    assert registry.connected and registry.connected[0] > mirror.connected[0], \
+        f"no fallback to the registry itself after the mirror:\n{output}"
