@@ -282,10 +282,8 @@ def findings(cluster, node, facts, local_ca_sha256):
         elif facts["cgroup"] is None:
             warnings.append(f"{name}: cannot tell the cgroup version (/sys/fs/cgroup unreadable)")
 
-    for what, have, minimum, unit in (("CPU(s)", facts["cpus"], MIN_CPUS, ""),
-                                      ("memory", facts["memory_mb"], MIN_MEMORY_MB, " MB")):
-        if not runs_kubelet:
-            break
+    sizes = (("CPU(s)", facts["cpus"], MIN_CPUS, ""), ("memory", facts["memory_mb"], MIN_MEMORY_MB, " MB"))
+    for what, have, minimum, unit in sizes if runs_kubelet else ():
         if have is None:
             warnings.append(f"{name}: cannot read the host's {what}")
         elif have < minimum:

@@ -117,7 +117,7 @@ sleep 0.5
 probe() {
   $C python3 -c "
 import socket
-s = socket.socket(); s.settimeout(0.7); s.bind(('$1', 0))
+s = socket.socket(); s.settimeout(0.4); s.bind(('$1', 0))
 try:
     s.connect(('$2', $3)); print('open', '$1', $3)
 except OSError as e:
