@@ -302,6 +302,9 @@ def findings(cluster, node, facts, local_ca_sha256):
     if facts["container"] and facts["swap"]["active"] and runs_kubelet:
         warnings.append(f"{name}: swap is on, and this {facts['container']} container shares it with "
                         "the machine: prep will not turn it off; turn it off on the machine")
+    if not _is_ip(cluster.endpoint_address_for(node)):
+        warnings.append(f"{name}: {cluster.api.endpoint_name} is not put in /etc/hosts (api.external_address "
+                        f"{cluster.endpoint_address_for(node)} is no IP address): DNS must resolve it")
     if facts["firewalls"]:
         warnings.append(f"{name}: {' and '.join(facts['firewalls'])} is active and may reject the cluster's "
                         "ports (API, etcd, kubelet, BGP, VXLAN): open them there, or turn it off")

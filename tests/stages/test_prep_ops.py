@@ -260,3 +260,15 @@ def test_ca_files_checked_per_role(clusters, tmp_path, monkeypatch):
         assert all(path.is_file() for path in plane.values())
     finally:
         context.secrets.cache_clear()
+
+
+def test_an_external_load_balancer_named_by_dns_is_left_to_dns(tmp_path):
+    path = local_copy(CLUSTER_FILES["topology-b"], tmp_path, **{
+        "api.mode": "external", "api.vip": None, "api.external_address": "api.example.internal",
+        "hosts": [{"name": "cp1", "address": "192.168.10.21", "roles": ["control_plane", "etcd"]},
+                  {"name": "w1", "address": "192.168.10.31", "roles": ["worker"]}]})
+    cluster, problems = check(path)
+    assert not problems, problems
+    assert ops.hosts_entries(cluster, cluster.host("cp1")) == ["192.168.10.21 cp1", "192.168.10.31 w1"]
+    _, warnings = ops.findings(cluster, cluster.host("cp1"), facts(), {})
+    assert any("DNS must resolve it" in w for w in warnings)
