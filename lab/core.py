@@ -326,11 +326,13 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
     # Files: everything under /var/lib/kubeha-lab but the ssh key pair (kept, so the lab's
     # identity survives a down/up; --purge removes it too, and the caches).
     keep = set() if purge else {"ssh"}
+    doomed: list[Path] = []
+    if paths.MACHINES.is_dir():
+        doomed += list(paths.MACHINES.iterdir())
     if paths.STATE_DIR.is_dir():
-        for p in paths.STATE_DIR.iterdir():
-            if p.name in keep:
-                continue
-            _remove(p)
+        doomed += [p for p in paths.STATE_DIR.iterdir() if p.name not in keep and p != paths.MACHINES]
+    _remove_all(doomed)
+    _remove_all([paths.MACHINES] if paths.MACHINES.exists() else [])
     ssh_dir = paths.SSH_DIR
     if ssh_dir.is_dir():
         for p in ssh_dir.iterdir():
@@ -346,6 +348,21 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
     left = leftovers()
     problems += [f"still there: {x}" for x in left]
     return problems
+
+
+def _remove_all(ps: list[Path]) -> None:
+    """Remove several trees at once: deleting is latency-bound (3 machine copies go 4x faster
+    in parallel than one after another on this disk)."""
+    procs = [
+        subprocess.Popen(["rm", "-rf", "--one-file-system", str(p)], stdin=subprocess.DEVNULL)
+        for p in ps
+        if p.is_dir() and not p.is_symlink()
+    ]
+    for p in ps:
+        if not (p.is_dir() and not p.is_symlink()):
+            p.unlink(missing_ok=True)
+    for proc in procs:
+        proc.wait()
 
 
 def _remove(p: Path) -> None:

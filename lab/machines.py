@@ -359,7 +359,7 @@ def wait_ssh(lab: LabConfig, hosts: list[Host], timeout: float = 90.0, progress=
             if cp.returncode == 0:
                 left.remove(h)
                 if progress:
-                    progress("ssh", h.name, f"ssh ready ({time.monotonic() - t0:.1f}s after start)")
+                    progress("ssh", h.name, f"ssh ok (waited {time.monotonic() - t0:.1f}s)")
         if left:
             if time.monotonic() - t0 > timeout:
                 raise LabError(f"no ssh after {timeout:.0f}s on: {', '.join(h.name for h in left)}")
