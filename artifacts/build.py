@@ -65,6 +65,14 @@ def build(names=None, force=False, keep_going=False, base=None):
     ctx = C.Ctx(base)
     for d in (ctx.base, ctx.work, ctx.out, ctx.logs, ctx.state):
         os.makedirs(d, exist_ok=True)
+    # One build at a time per cache: two would write the same stamps and files.
+    import fcntl
+    lock = open(os.path.join(ctx.base, ".build.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        util.say("build", "another build holds %s; waiting" % lock.name)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     keys, results = {}, []
     t0 = time.monotonic()
     for comp in order(names):
