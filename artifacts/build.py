@@ -61,7 +61,32 @@ def order(names=None):
     return res
 
 
+APT_REQUIREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements-apt.txt")
+
+
+def apt_requirements():
+    with open(APT_REQUIREMENTS) as f:
+        return [l.strip() for l in f if l.strip() and not l.startswith("#")]
+
+
+def ensure_apt_packages():
+    """Install the Debian packages the build needs when some are missing (root only)."""
+    import shutil
+    import subprocess
+    missing = [p for p in apt_requirements()
+               if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise util.Failed("missing Debian packages: %s" % " ".join(missing))
+    util.say("setup", "apt-get install %s" % " ".join(missing))
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    util.run(["apt-get", "update", "-qq"], "setup", env=env, quiet=True)
+    util.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing, "setup", env=env, quiet=True)
+
+
 def build(names=None, force=False, keep_going=False, base=None):
+    ensure_apt_packages()
     ctx = C.Ctx(base)
     for d in (ctx.base, ctx.work, ctx.out, ctx.logs, ctx.state):
         os.makedirs(d, exist_ok=True)
