@@ -97,7 +97,7 @@ class Cluster:
 
     def uses_localhost_proxy(self, host):
         """Whether this host reaches the API through its own proxy on 127.0.0.1."""
-        if "control_plane" in host.roles:
+        if "worker" not in host.roles:
             return False
         return self.workers.api_access == "localhost_proxy" or self.api.mode == "none"
 
@@ -106,7 +106,7 @@ class Cluster:
         if self.uses_localhost_proxy(host):
             return "127.0.0.1"
         if self.api.mode == "none":
-            # client-side only: control planes talk to the first control plane's apiserver
+            # client-side only: the other hosts talk to the first control plane's apiserver
             return self.first_control_plane.address
         return self.api_address
 

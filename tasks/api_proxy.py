@@ -24,6 +24,9 @@ from pyinfra.operations import apt, dnf, python, systemd
 from cluster.context import cluster, has_role, hosts_with_role, node
 from cluster.render import render
 from operations.config import config_file
+from operations import stage
+
+stage.begin(name="Stage: Workers' API proxy", title="Workers' API proxy")
 
 SERVICE = "kubeha-api-proxy"
 UNIT = f"/etc/systemd/system/{SERVICE}.service"

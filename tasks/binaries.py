@@ -11,11 +11,16 @@ from cluster.context import has_role
 from cluster.render import render
 from operations.config import config_file
 from operations.download import fetch
+from operations.host import selinux_relabel
+from operations import stage
+
+stage.begin(name="Stage: Kubernetes binaries", title="Kubernetes binaries")
 
 if has_role("control_plane") or has_role("worker"):
     fetch("kubeadm", dest=f"{host.data.bin_dir}/kubeadm", mode="0755")
     fetch("kubelet", dest=f"{host.data.bin_dir}/kubelet", mode="0755")
     fetch("kubectl", dest=f"{host.data.bin_dir}/kubectl", mode="0755")
+    selinux_relabel(name="Label the Kubernetes binaries for SELinux", paths=[host.data.bin_dir])
     config_file(
         name="Write the kubelet unit",
         path="/etc/systemd/system/kubelet.service",

@@ -15,6 +15,9 @@ from facts.kubernetes import CalicoState
 from operations import kubectl
 from operations.config import config_file
 from operations.download import fetch
+from operations import stage
+
+stage.begin(name="Stage: Calico", title="Calico")
 
 
 def calico_present():

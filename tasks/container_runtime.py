@@ -27,6 +27,9 @@ from operations import host as host_ops
 from operations.archive import unpack
 from operations.config import config_file
 from operations.download import fetch
+from operations import stage
+
+stage.begin(name="Stage: Container runtime", title="Container runtime")
 
 CONTAINERD_TOOLS = ("containerd", "containerd-shim-runc-v2", "ctr")
 CNI_DIR = "/opt/cni/bin"

@@ -11,6 +11,9 @@ from cluster.context import cluster, has_role, is_first_control_plane, node, sec
 from operations import kubeadm as kubeadm_ops
 from operations.config import config_file
 from operations.kube_vip import write_kube_vip_manifest
+from operations import stage
+
+stage.begin(name="Stage: Control plane", title="Control plane")
 
 if has_role("control_plane"):
     for path, (local_file, mode) in kubeadm.shared_control_plane_files(cluster(), secrets()).items():

@@ -21,6 +21,9 @@ from operations import etcd as etcd_ops
 from operations.archive import unpack
 from operations.config import config_file
 from operations.download import fetch
+from operations import stage
+
+stage.begin(name="Stage: etcd", title="etcd")
 
 TOOLS = ("etcd", "etcdctl", "etcdutl")
 

@@ -6,6 +6,9 @@ Runs on the anchor control plane. Alone: `pyinfra inventory.py tasks/finish.py`.
 
 from cluster.context import cluster, has_role
 from operations.nodes import taints_and_labels
+from operations import stage
+
+stage.begin(name="Stage: Finish", title="Finish")
 
 if has_role("control_plane"):
     labels = {

@@ -13,5 +13,8 @@ when the operation runs (see operations/kube_vip.py), so a second run changes no
 """
 
 from operations.kube_vip import write_kube_vip_manifest
+from operations import stage
+
+stage.begin(name="Stage: kube-vip", title="kube-vip")
 
 write_kube_vip_manifest()

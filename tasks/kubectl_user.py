@@ -17,6 +17,9 @@ from facts.kubernetes import ClusterRoleBinding
 from operations import kubectl
 from operations.config import config_file
 from operations.users import keep_private_copy, kubeadm_user_kubeconfig
+from operations import stage
+
+stage.begin(name="Stage: kubectl user", title="kubectl user")
 
 user = cluster().kubectl_user
 binding = f"kubeha:{user.name}"

@@ -19,6 +19,9 @@ from pyinfra.operations import apt, dnf, python, server, systemd
 from cluster.context import cluster, has_role, hosts_with_role, node, secrets
 from cluster.render import render
 from operations.config import config_file
+from operations import stage
+
+stage.begin(name="Stage: Load balancer", title="Load balancer")
 
 HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf"

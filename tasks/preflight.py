@@ -25,6 +25,9 @@ from pyinfra import host
 
 from cluster.context import cluster, node
 from operations import host as host_ops
+from operations import stage
+
+stage.begin(name="Stage: Preflight", title="Preflight")
 
 me = node()
 local_ca_sha256 = {

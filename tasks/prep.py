@@ -29,6 +29,9 @@ from cluster.context import cluster, has_role, hosts_with_role, node
 from cluster.render import render
 from operations import host as host_ops
 from operations.config import config_file
+from operations import stage
+
+stage.begin(name="Stage: Prepare the hosts", title="Prepare the hosts")
 
 MODULES = ("overlay", "br_netfilter")
 SYSCTLS = {

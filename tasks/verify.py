@@ -6,6 +6,9 @@ Runs on the anchor control plane. Alone: `pyinfra inventory.py tasks/verify.py`.
 
 from cluster.context import cluster, has_role
 from operations.verify import cluster_health
+from operations import stage
+
+stage.begin(name="Stage: Verify", title="Verify")
 
 if has_role("control_plane"):
     members = cluster().etcd_hosts if cluster().etcd.topology == "external" else []

@@ -10,6 +10,9 @@ from cluster import kubeadm
 from cluster.context import cluster, has_role, node, secrets
 from operations import kubeadm as kubeadm_ops
 from operations.config import config_file
+from operations import stage
+
+stage.begin(name="Stage: Workers", title="Workers")
 
 if has_role("worker"):
     join_config = f"{host.data.kubeadm_dir}/kubeadm-join.yaml"

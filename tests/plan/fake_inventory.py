@@ -1,8 +1,9 @@
 """The cluster file's hosts behind pyinfra's @fake connector, for plan tests.
 
 Host names are @fake/<node>; each host's canned command outputs come from the JSON file named
-by $KUBEHA_FAKE_STATE ({node: {command substring: output}}), so a test can describe a fresh
-cluster or a converged one.
+by $KUBEHA_FAKE_STATE ({node: {command substring: output}}, "*" for every node), so a test
+can describe a fresh cluster or a converged one. Anything not given answers as a fresh Debian 13
+amd64 host.
 """
 
 import json
@@ -10,6 +11,14 @@ import os
 
 from cluster import load_checked
 from cluster.inventory import groups
+
+# a fresh Debian 13 amd64 host, for the facts every stage reads
+FRESH_DEBIAN = {
+    "uname -s": "Linux",
+    "uname -m": "x86_64",
+    "command -v useradd": "/usr/sbin/useradd",
+    "-release": "/etc/os-release\nID=debian\nVERSION_ID=\"13\"\n---",
+}
 
 _responses = {}
 if os.environ.get("KUBEHA_FAKE_STATE"):
@@ -22,7 +31,10 @@ for _members in _groups.values():
         _node = _data["node_name"]
         _data["fake_delay"] = 0
         _data["fake_delay_jitter"] = 0
-        _data["fake_responses"] = {**_responses.get(_node, {}), **_responses.get("*", {})}
+        _data["fake_responses"] = {}
+        for _source in (_responses.get(_node, {}), _responses.get("*", {}), FRESH_DEBIAN):
+            for _matcher, _output in _source.items():
+                _data["fake_responses"].setdefault(_matcher, _output)
 
 control_plane = _groups["control_plane"]
 etcd = _groups["etcd"]

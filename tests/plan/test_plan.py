@@ -93,3 +93,9 @@ def test_compact_topology_plans_kube_vip_before_init(tmp_path):
     assert hosts_of(ops, "kubeadm init") == ["k1"]
     assert hosts_of(ops, "join as a control plane") == ["k2", "k3"]
     assert hosts_of(ops, "join as a worker") == ["k4"]
+
+
+def test_every_stage_starts_on_every_host():
+    """pyinfra orders operations per host only; the stage barrier orders stages across hosts."""
+    for task in sorted((PROJECT / "tasks").glob("*.py")):
+        assert "\nstage.begin(" in task.read_text(), f"{task.name} does not begin with stage.begin()"
