@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import machine_apt, machines, network, paths, rootfs, services, state
+from . import machine_apt, machines, network, paths, rootfs, services, state, sysctls
 from .config import Host, LabConfig
 from .proc import LabError, all_pids, cmdline, run, terminate
 
@@ -43,6 +43,7 @@ def _new_state(lab: LabConfig) -> dict:
         "status": "building",
         "created": state.now(),
         "ip_forward_before": network.ip_forward(),
+        "machine_sysctls": sysctls.snapshot(),
         "netns_mount_made": not network.netns_dir_is_mount(),
         "nspawn_dir_made": not Path("/run/systemd/nspawn").exists(),
         "cgroups": [],
@@ -318,6 +319,12 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
             except OSError:
                 pass
 
+    if st and st.get("machine_sysctls"):
+        moved = sysctls.changed(st["machine_sysctls"])
+        if moved:
+            progress("sysctl", None, "WARNING: the machine's " + ", ".join(
+                f"{k} changed {a.strip()} -> {b.strip()}" for k, (a, b) in sorted(moved.items())) + ": restoring")
+            problems += [f"could not restore {k}" for k in sysctls.restore(st["machine_sysctls"], moved)]
     if st and network.ip_forward() != st.get("ip_forward_before"):
         before = st["ip_forward_before"]
         progress("network", None, f"net.ipv4.ip_forward is {network.ip_forward()}, was {before}: restoring")
@@ -398,6 +405,7 @@ def status() -> dict:
         "hosts": [],
         "leftovers": [] if st else leftovers(),
         "images_pushed": st.get("images_pushed") if st else None,
+        "machine_sysctls_changed": sorted(sysctls.changed(st.get("machine_sysctls") or {})) if st else [],
         "images_push_error": st.get("images_push_error") if st else None,
     }
     br = network.link(paths.BRIDGE)
@@ -441,6 +449,7 @@ def status() -> dict:
 def healthy(s: dict) -> bool:
     return (
         s["status"] == "ready"
+        and not s.get("machine_sysctls_changed")
         and all(v["pid"] and v["listening"] for v in s["services"].values())
         and all(h["machine"] == "running" and h["link"] == "up" and h["ssh"] for h in s["hosts"])
     )
@@ -463,6 +472,9 @@ def format_status(s: dict) -> str:
     for name, v in s["services"].items():
         state_ = "listening" if v["listening"] else "NOT LISTENING"
         lines.append(f"{name:<10} {v['address']:<18} pid {v['pid'] or '-':<8} {state_}")
+    if s.get("machine_sysctls_changed"):
+        lines.append("WARNING: machine sysctls changed since up (down restores them): "
+                     + ", ".join(s["machine_sysctls_changed"]))
     if s.get("images_push_error"):
         lines.append(f"images: last push failed: {s['images_push_error']}")
     lines.append(f"{'HOST':<8} {'ADDRESS':<15} {'MACHINE':<8} {'PID':<8} {'LINK':<5} SSH")

@@ -12,12 +12,31 @@ from lab import paths
 pytestmark = pytest.mark.lab
 
 
+LEASE = Path("/proc/sys/fs/lease-break-time")
+
+
 def test_down_leaves_nothing_behind(lab):
+    # What a privileged pod could do: mount a fresh procfs in a host and write a global
+    # sysctl. (fs.lease-break-time: harmless, and not a kernel.* or vm.* one.) status
+    # reports it, down puts it back.
+    lease = LEASE.read_text().strip()
+    h = lab.hosts[0]
+    lab.sudo(h, f"unshare -m -p -f --mount-proc sh -c 'echo {int(lease) + 1} > /proc/sys/fs/lease-break-time'")
+    try:
+        s = lab.status()
+        assert s["machine_sysctls_changed"] == ["fs.lease-break-time"]
+        assert lab.cli("status", check=False).returncode == 1
+    except BaseException:
+        LEASE.write_text(lease)
+        raise
+
     st = json.loads(paths.STATE_FILE.read_text())
     ip_forward_before = st["ip_forward_before"]
     cgroups = st["cgroups"]
     assert cgroups
-    lab.down()
+    out = lab.down().stdout
+    assert "fs.lease-break-time changed" in out
+    assert LEASE.read_text().strip() == lease
 
     netns = os.listdir("/run/netns") if Path("/run/netns").is_dir() else []
     assert not [n for n in netns if n.startswith(paths.NETNS_PREFIX)]

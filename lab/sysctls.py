@@ -1,0 +1,54 @@
+"""The machine's global sysctls (kernel.*, vm.*, fs.*), watched for the lab's lifetime.
+
+Inside a host these are read-only (see rootfs.INIT_SCRIPT), but a process that mounts a fresh
+procfs in a host (a privileged pod does) reaches the machine's real ones. So `up` records them,
+`status` reports any that changed and `down` puts them back."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+ROOTS = ("kernel", "vm", "fs")
+# Values that move by themselves (counters, random numbers, state), never restored.
+VOLATILE = re.compile(
+    r"^(kernel\.random\.|kernel\.ns_last_pid$|kernel\.pty\.nr$|kernel\.tainted$|kernel\.sched_domain\."
+    r"|kernel\.keys\.gc|kernel\..*count$|fs\.binfmt_misc\.|fs\.dentry-|fs\.inode-|fs\.file-nr$|fs\.aio-nr$"
+    r"|fs\.quota\.|fs\.xfs\.|vm\.stat_refresh$|vm\.drop_caches$|vm\.compact_memory$)"
+)
+
+
+def snapshot() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for root in ROOTS:
+        base = Path("/proc/sys") / root
+        for dirpath, _dirs, files in os.walk(base):
+            for f in files:
+                p = Path(dirpath) / f
+                key = str(p.relative_to("/proc/sys")).replace("/", ".")
+                if VOLATILE.match(key):
+                    continue
+                try:
+                    if not p.stat().st_mode & 0o200:
+                        continue
+                    values[key] = p.read_text()
+                except OSError:
+                    continue
+    return values
+
+
+def changed(before: dict[str, str]) -> dict[str, tuple[str, str]]:
+    now = snapshot()
+    return {k: (v, now[k]) for k, v in before.items() if k in now and now[k] != v}
+
+
+def restore(before: dict[str, str], keys) -> list[str]:
+    """Write the recorded values of KEYS back; returns the keys that could not be."""
+    failed = []
+    for k in keys:
+        try:
+            Path("/proc/sys/" + k.replace(".", "/")).write_text(before[k])
+        except OSError:
+            failed.append(k)
+    return failed
