@@ -139,6 +139,7 @@ def push_images(lab: LabConfig, st: dict, progress) -> None:
 def up(lab: LabConfig, progress: Progress) -> dict:
     with state.lock():
         machine_apt.ensure_packages(progress)
+        kill_orphan_workers(progress)
         st = state.load()
         if st is not None and st.get("fingerprint") != lab.fingerprint():
             progress("reset", None, f"the lab on this machine ({st['lab']['name']}) is not {lab.name}: taking it down")
@@ -243,6 +244,23 @@ def _lab_processes() -> list[int]:
     return found
 
 
+def kill_orphan_workers(progress) -> None:
+    """A crashed `up` can leave its helpers running (cp into a half-made machine, debootstrap
+    into a half-made base). Under the lab's lock no lab command is running, so any process
+    still writing into a '.building' directory of the lab is such an orphan."""
+    marks = (f"{paths.MACHINES}/.", f"{paths.ROOTFS_CACHE}/.")
+    me = os.getpid()
+    victims = [p for p in all_pids() if p != me and any(m in " ".join(cmdline(p)) for m in marks)]
+    for pid in victims:
+        progress("reset", None, f"ending {' '.join(cmdline(pid))[:70]} (pid {pid}), left by an earlier run")
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    if victims:
+        time.sleep(0.5)
+
+
 def _discovered_cgroups() -> list[str]:
     found = []
     for mnt, _fstype, _ctrls in machines._cgroup_mounts():
@@ -258,6 +276,7 @@ def _discovered_cgroups() -> list[str]:
 
 def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
     problems: list[str] = []
+    kill_orphan_workers(progress)
     names = set()
     if st:
         names |= {h["name"] for h in st["lab"]["hosts"]}
