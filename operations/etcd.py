@@ -307,7 +307,6 @@ def decide_bootstrap(etcd, member):
     start is the next operation, so no member's start can change what another one sees here.
     """
     me = etcd.member(member)
-    name = me.name
     new, why = bootstrap_decision(etcd, member)
     if not new:
         host.noop(why)

@@ -18,13 +18,13 @@ import hashlib
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import Sha256File
-from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, dnf, python, systemd
 
 from cluster.context import cluster, has_role, hosts_with_role, node
 from cluster.render import render
 from operations.config import config_file
 from operations import stage
+from operations.host import os_family
 
 stage.begin(name="Stage: Workers' API proxy", title="Workers' API proxy")
 
@@ -42,17 +42,6 @@ NGINX = {
     "debian": {"stream_module": "/usr/lib/nginx/modules/ngx_stream_module.so", "user": "www-data"},
     "rhel": {"stream_module": "/usr/lib64/nginx/modules/ngx_stream_module.so", "user": "nginx"},
 }
-
-
-def os_family():
-    """debian or rhel, from /etc/os-release's ID and ID_LIKE; None for anything else."""
-    meta = host.get_fact(LinuxDistribution)["release_meta"]
-    ids = {meta.get("ID", "").lower(), *meta.get("ID_LIKE", "").lower().split()}
-    if ids & {"debian", "ubuntu"}:
-        return "debian"
-    if ids & {"rhel", "centos", "fedora", "rocky", "almalinux"}:
-        return "rhel"
-    return None
 
 
 @operation()

@@ -13,13 +13,13 @@ control plane rewrites haproxy.cfg and reloads haproxy; nothing restarts unless 
 """
 
 from pyinfra import host
-from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, dnf, python, server, systemd
 
 from cluster.context import cluster, has_role, hosts_with_role, node, secrets
 from cluster.render import render
 from operations.config import config_file
 from operations import stage
+from operations.host import os_family
 
 stage.begin(name="Stage: Load balancer", title="Load balancer")
 
@@ -30,17 +30,6 @@ PACKAGES = {
     "debian": ["keepalived", "haproxy", "curl", "iproute2"],
     "rhel": ["keepalived", "haproxy", "curl", "iproute"],
 }
-
-
-def os_family():
-    """debian or rhel, from /etc/os-release's ID and ID_LIKE; None for anything else."""
-    meta = host.get_fact(LinuxDistribution)["release_meta"]
-    ids = {meta.get("ID", "").lower(), *meta.get("ID_LIKE", "").lower().split()}
-    if ids & {"debian", "ubuntu"}:
-        return "debian"
-    if ids & {"rhel", "centos", "fedora", "rocky", "almalinux"}:
-        return "rhel"
-    return None
 
 
 if cluster().api.mode == "keepalived_haproxy" and has_role("lb"):

@@ -38,3 +38,29 @@ def local_copy(source, directory, **overrides):
     path = directory / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def run_pyinfra(deploy, cluster_file, state_dir, dry=False, inventory="inventory.py", timeout=3000):
+    """Runs pyinfra on the cluster file's hosts. Returns {operation name: set of hosts} of
+    the operations that would change (dry) or changed something (real run), and the output."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    project = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "KUBEHA_CLUSTER": str(cluster_file), "KUBEHA_STATE_DIR": str(state_dir)}
+    argv = [sys.executable, "-m", "pyinfra", inventory, deploy, "--json"] + (["--dry"] if dry else ["-y"])
+    result = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"pyinfra failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    if dry:
+        changes = {op["name"]: set(op["hosts_with_change"]) for op in report["plan"]}
+    else:
+        results = report["results"]
+        assert result.returncode == 0 and not results["failed_hosts"], \
+            f"pyinfra failed ({result.returncode}): {results['failed_hosts']}\n{result.stderr[-5000:]}"
+        changes = {op["name"]: set(op["success"]) for op in results["operations"]}
+    return {name: hosts for name, hosts in changes.items() if hosts}, result.stderr

@@ -1,0 +1,102 @@
+"""Preflight, host prep, containerd, keepalived + haproxy and etcd with TLS, for real on the
+lab's HA layout: what --dry says equals what the run does, a second run changes nothing, and
+the VIP and etcd survive losing a machine."""
+
+import subprocess
+import time
+
+import pytest
+
+from support import run_pyinfra
+
+pytestmark = pytest.mark.lab
+DEPLOY = "tests/integration/base_stages.py"
+ETCDCTL = ("sudo etcdctl --endpoints={endpoints} --cacert=/etc/etcd/pki/ca.crt "
+           "--cert=/etc/etcd/pki/admin-client.crt --key=/etc/etcd/pki/admin-client.key")
+
+
+@pytest.fixture(scope="module")
+def deployed(lab, tmp_path_factory):
+    """A fresh lab, planned with --dry, then deployed: (plan, changes, lab, state dir)."""
+    lab.down()
+    lab.up()
+    state = tmp_path_factory.mktemp("state")
+    started = time.monotonic()
+    plan, _ = run_pyinfra(DEPLOY, lab.cluster_file, state, dry=True)
+    planned = time.monotonic()
+    changes, _ = run_pyinfra(DEPLOY, lab.cluster_file, state)
+    print(f"\n--dry on a fresh lab: {planned - started:.1f} s; the run: {time.monotonic() - planned:.1f} s")
+    return plan, changes, lab, state
+
+
+def test_dry_run_on_a_fresh_lab_lists_every_change_the_run_makes(deployed):
+    plan, changes, _, _ = deployed
+    assert changes, "the run changed nothing on a fresh lab"
+    missing = {op: hosts - plan.get(op, set()) for op, hosts in changes.items() if hosts - plan.get(op, set())}
+    assert not missing, f"changes the dry run did not announce: {missing}"
+    extra = {op: hosts - changes.get(op, set()) for op, hosts in plan.items() if hosts - changes.get(op, set())}
+    assert not extra, f"changes the dry run announced that the run did not make: {extra}"
+
+
+def test_second_run_and_dry_run_change_nothing(deployed):
+    _, _, lab, state = deployed
+    started = time.monotonic()
+    again, _ = run_pyinfra(DEPLOY, lab.cluster_file, state)
+    print(f"\nsecond run: {time.monotonic() - started:.1f} s")
+    assert again == {}
+    dry, _ = run_pyinfra(DEPLOY, lab.cluster_file, state, dry=True)
+    assert dry == {}
+
+
+def vip_holders(lab, vip):
+    return [h.name for h in lab.config.hosts if "lb" in h.roles
+            and f" {vip}/" in lab.ssh(h, "ip -o -4 addr show", check=False).stdout]
+
+
+def wait_until(condition, timeout, interval=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    return condition()
+
+
+def test_vip_moves_when_its_holder_stops(deployed):
+    _, _, lab, _ = deployed
+    (vip,) = lab.config.vips
+    holders = wait_until(lambda: vip_holders(lab, vip), 30)
+    assert len(holders) == 1, f"VIP held by {holders}"
+    holder = holders[0]
+    for name in ("haproxy", "keepalived"):
+        assert lab.ssh(holder, f"systemctl is-active {name}", check=False).stdout.strip() == "active"
+    lab.cli("stop", holder)
+    try:
+        started = time.monotonic()
+        others = wait_until(lambda: [h for h in vip_holders(lab, vip) if h != holder], 30)
+        print(f"\nVIP moved from {holder} to {others} in {time.monotonic() - started:.1f} s")
+        assert others
+        ping = subprocess.run(["ping", "-c", "1", "-W", "2", vip], capture_output=True)
+        assert ping.returncode == 0, "the VIP does not answer from the lab's gateway"
+    finally:
+        lab.cli("start", holder)
+
+
+def test_etcd_keeps_serving_without_one_member(deployed):
+    _, _, lab, _ = deployed
+    members = [h for h in lab.config.hosts if "etcd" in h.roles]
+    endpoints = ",".join(f"https://{h.address}:2379" for h in members)
+    first, last = members[0], members[-1]
+    etcdctl = ETCDCTL.format(endpoints=endpoints)
+    lab.ssh(first, f"{etcdctl} put kubeha-test before-the-fault")
+    lab.cli("stop", last.name)
+    try:
+        alive = ",".join(f"https://{h.address}:2379" for h in members if h != last)
+        health = lab.ssh(first, f"{ETCDCTL.format(endpoints=alive)} endpoint health", check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert lab.ssh(first, f"{etcdctl} get kubeha-test --print-value-only").stdout.strip() == "before-the-fault"
+    finally:
+        lab.cli("start", last.name)
+    back = wait_until(lambda: lab.ssh(first, f"{etcdctl} endpoint health", check=False).returncode == 0, 90, 2)
+    assert back, "the stopped member did not come back healthy"
