@@ -73,8 +73,11 @@ def ensure_apt_packages():
     """Install the Debian packages the build needs when some are missing (root only)."""
     import shutil
     import subprocess
-    missing = [p for p in apt_requirements()
-               if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    wanted = apt_requirements()
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n"] + wanted,
+                       capture_output=True, text=True)
+    installed = {l.split()[0].split(":")[0] for l in r.stdout.splitlines() if l.endswith(" installed")}
+    missing = [p for p in wanted if p not in installed]
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):

@@ -5,7 +5,6 @@ recipe's own source) and `outputs()`; build.py skips a component whose stamp mat
 """
 import glob
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -49,15 +48,37 @@ class Ctx:
         return self.modinfo[key]
 
 
+_SOURCES = {}
+
+
+def _module_source(mod):
+    if mod.__name__ not in _SOURCES:
+        with open(mod.__file__) as f:
+            _SOURCES[mod.__name__] = f.read()
+    return _SOURCES[mod.__name__]
+
+
+def _class_source(name):
+    """Source of a class of this module (one parse, not inspect's per-call AST walk)."""
+    key = "class:" + name
+    if key not in _SOURCES:
+        import ast
+        text = _module_source(__import__(__name__, fromlist=["x"]))
+        for node in ast.parse(text).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                _SOURCES["class:" + node.name] = ast.get_source_segment(text, node)
+    return _SOURCES[key]
+
+
 class Component:
     name = ""
     deps = ()
     uses = ()        # helper modules whose source is part of the recipe
 
     def recipe_hash(self):
-        h = hashlib.sha256(inspect.getsource(type(self)).encode())
+        h = hashlib.sha256(_class_source(type(self).__name__).encode())
         for mod in self.uses:
-            h.update(inspect.getsource(mod).encode())
+            h.update(_module_source(mod).encode())
         return h.hexdigest()
 
     def inputs(self, ctx):
@@ -195,7 +216,7 @@ class Etcd(Component):
 
     def inputs(self, ctx):
         return {"modules": [V.MODULES[k] for k in ("etcd_root", "etcd_server", "etcd_etcdctl", "etcd_etcdutl")],
-                "go": gomod.go_version(), "builder": inspect.getsource(_build_etcd)}
+                "go": gomod.go_version(), "builder": _class_source("_build_etcd")}
 
     def outputs(self, ctx):
         return _files_outputs(ctx, "etcd")
@@ -592,7 +613,7 @@ class EtcdImage(Component):
         return {"tag": V.VERSIONS["etcd_image"], "go": gomod.go_version(),
                 "modules": [V.MODULES[k] for k in ("etcd_image_root", "etcd_image_server", "etcd_image_etcdctl",
                                                    "etcd_image_etcdutl")],
-                "builder": inspect.getsource(_build_etcd)}
+                "builder": _class_source("_build_etcd")}
 
     def outputs(self, ctx):
         return [layout.archive_path(layout.image_refs()["etcd"], ctx.base)]

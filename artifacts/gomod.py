@@ -28,8 +28,13 @@ def go_env():
     }
 
 
+_GO_VERSION = []
+
+
 def go_version():
-    return util.capture(["go", "env", "GOVERSION"]).strip()
+    if not _GO_VERSION:
+        _GO_VERSION.append(util.capture(["go", "env", "GOVERSION"]).strip())
+    return _GO_VERSION[0]
 
 
 def modcache():
