@@ -16,8 +16,9 @@ ETCDCTL = ("sudo etcdctl --endpoints={endpoints} --cacert=/etc/etcd/pki/ca.crt "
 
 
 @pytest.fixture(scope="module")
-def deployed(lab, tmp_path_factory):
+def deployed(lab_session, tmp_path_factory):
     """A fresh lab, planned with --dry, then deployed: (plan, changes, lab, state dir)."""
+    lab = lab_session
     lab.down()
     lab.up()
     state = tmp_path_factory.mktemp("state")
