@@ -67,6 +67,9 @@ KNOBS = (
     Knob("kubernetes.allow_cgroup_v1", False, "bool",
          "let kubelet >= 1.35 run on cgroup v1 hosts (failCgroupV1: false, and kubeadm's "
          "SystemVerification preflight error ignored); deprecated upstream"),
+    Knob("kubernetes.kube_proxy_sets_conntrack_max", True, "bool",
+         "kube-proxy raises nf_conntrack_max with the number of cores; turn off where the hosts are "
+         "containers (LXC, systemd-nspawn) and the machine owns that limit"),
     Knob("kubernetes.image_registry", "registry.k8s.io", "str", "registry of the Kubernetes images"),
     Knob("kubernetes.node_labels", {}, "map", "labels put on every node (name: value)"),
     # etcd
