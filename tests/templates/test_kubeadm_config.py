@@ -1,0 +1,77 @@
+"""kubeadm's configuration for every node of every shipped cluster file: its content, and
+kubeadm's own validation with the real kubeadm the artifact build makes."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from cluster import kubeadm
+from cluster.preflight import check
+from cluster.secrets import ClusterSecrets
+
+
+def documents(text):
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(text)}
+
+
+@pytest.fixture
+def loaded(any_cluster_file, state_dir):
+    cluster, problems = check(any_cluster_file)
+    assert problems == []
+    return cluster, ClusterSecrets(cluster).ensure()
+
+
+def test_init_configuration(loaded):
+    cluster, secrets = loaded
+    docs = documents(kubeadm.init_config(cluster, cluster.first_control_plane, secrets))
+    assert set(docs) == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration",
+                         "KubeProxyConfiguration"}
+    config = docs["ClusterConfiguration"]
+    assert config["controlPlaneEndpoint"] == f"{cluster.api.endpoint_name}:{cluster.api.port}"
+    assert config["networking"]["podSubnet"] == cluster.network.pod_cidr
+    sans = config["apiServer"]["certSANs"]
+    assert cluster.api_address in sans and cluster.api.endpoint_name in sans and "127.0.0.1" in sans
+    if cluster.etcd.topology == "external":
+        assert [f"https://{h.address}:2379" for h in cluster.etcd_hosts] == config["etcd"]["external"]["endpoints"]
+    else:
+        assert "local" in config["etcd"]
+    registration = docs["InitConfiguration"]["nodeRegistration"]
+    assert registration["name"] == cluster.first_control_plane.name
+    assert ("taints" in registration) == cluster.kubernetes.control_planes_schedulable
+    assert (docs["KubeletConfiguration"].get("failCgroupV1") is False) == cluster.kubernetes.allow_cgroup_v1
+
+
+def test_every_join_pins_the_ca(loaded):
+    cluster, secrets = loaded
+    for node in cluster.hosts:
+        if not {"control_plane", "worker"} & set(node.roles):
+            continue
+        join = documents(kubeadm.join_config(cluster, node, secrets))["JoinConfiguration"]
+        token = join["discovery"]["bootstrapToken"]
+        assert token["caCertHashes"] == [secrets.ca_cert_hash()]
+        assert "unsafeSkipCAVerification" not in token
+        assert ("controlPlane" in join) == ("control_plane" in node.roles)
+
+
+def built_kubeadm():
+    result = subprocess.run([sys.executable, "-m", "artifacts", "kubeadm-path"], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+@pytest.mark.artifacts
+def test_kubeadm_accepts_every_generated_config(loaded, tmp_path):
+    binary = built_kubeadm()
+    if not binary:
+        pytest.skip("kubeadm is not built: python3 -m artifacts build")
+    cluster, secrets = loaded
+    configs = {"init": kubeadm.init_config(cluster, cluster.first_control_plane, secrets)}
+    for node in cluster.hosts:
+        if {"control_plane", "worker"} & set(node.roles):
+            configs[f"join-{node.name}"] = kubeadm.join_config(cluster, node, secrets)
+    for name, text in configs.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        result = subprocess.run([binary, "config", "validate", "--config", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
