@@ -18,8 +18,9 @@ def fetch(component, dest=None, mode="0644"):
     item = downloads.by_component(cluster())[component]
     host_arch = arch()
     sha256 = item.sha256(cluster(), host_arch)
+    if dest:  # the download cache itself is made by the prep stage
+        files.directory(name=f"Directory for {component}", path=dest.rsplit("/", 1)[0], mode="0755")
     dest = dest or f"{host.data.download_dir}/{item.file_name.format(v=item.version, arch=host_arch)}"
-    files.directory(name=f"Directory for {component}", path=dest.rsplit("/", 1)[0], mode="0755")
     files.download(
         name=f"Download {component} {item.version}",
         src=item.url(cluster(), host_arch),

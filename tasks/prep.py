@@ -6,6 +6,7 @@ Runs on all hosts. Alone: `pyinfra inventory.py tasks/prep.py`.
 - hostname = the node's name; an /etc/hosts block lists every cluster host and resolves
   api.endpoint_name (kubeadm's controlPlaneEndpoint) to this host's way to the API: the VIP,
   the external load balancer, or 127.0.0.1 where a localhost proxy serves it.
+- The download cache the later stages fetch the pinned release files into.
 - offline.apt_proxy: apt's proxy file (or dnf.conf's proxy line), written before any install.
 - Packages per OS family (operations/host.py: PACKAGES), the time sync package, prep.packages.
 - Swap off now and after reboots. In a container, swap is the machine's: never turned off here.
@@ -59,6 +60,7 @@ if family:
         content="\n".join(host_ops.hosts_entries(cluster(), me)),
         marker="# {mark} kubeha cluster hosts",
     )
+    files.directory(name="Create the download cache", path=host.data.download_dir, mode="0755")
 
     # the package manager's proxy comes before any package
     if family == "debian":
