@@ -45,10 +45,15 @@ def run(cmd, label, log=None, env=None, cwd=None, tick=30, quiet=False):
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd)
         stop = threading.Event()
 
+        what = " ".join(os.path.basename(c) for c in cmd[:2])
+        if "-o" in cmd[:-1]:
+            what += " -o " + os.path.basename(cmd[cmd.index("-o") + 1])
+        elif len(cmd) > 2:
+            what += " " + os.path.basename(cmd[-1])
+
         def ticker():
             while not stop.wait(tick):
-                say(label, "... still running %s (%s)" % (os.path.basename(cmd[0]) + " " + (cmd[1] if len(cmd) > 1 else ""),
-                                                     fmt_secs(time.monotonic() - start)))
+                say(label, "... still running: %s (%s)" % (what, fmt_secs(time.monotonic() - start)))
 
         t = threading.Thread(target=ticker, daemon=True)
         t.start()
