@@ -83,6 +83,9 @@ KNOBS = (
     Knob("containerd.crictl_version", "1.35.0", "version", "crictl version"),
     Knob("containerd.cni_plugins_version", "1.8.0", "version", "CNI plugins version"),
     Knob("containerd.pause_image_tag", "3.10.1", "str", "tag of the pause (sandbox) image"),
+    Knob("containerd.restrict_oom_score_adj", False, "bool",
+         "give containers no lower OOM score adjustment than containerd's own: for hosts that may "
+         "not lower it (containers without CAP_SYS_RESOURCE, like the lab's)"),
     Knob("containerd.registry_mirrors", {}, "map",
          "per-registry mirrors: {registry host: [mirror URL, ...]}"),
     # Calico

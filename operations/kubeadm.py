@@ -30,7 +30,9 @@ def init(config_path):
     if running:
         host.noop(f"the cluster already runs on {running[0].data.node_name}: {node().name} joins it instead")
         return
-    yield f"kubeadm init --config {shlex.quote(config_path)} --skip-token-print"
+    # a failed init is rolled back, so the next run starts clean instead of finding half a node
+    yield (f"kubeadm init --config {shlex.quote(config_path)} --skip-token-print "
+           f"|| {{ kubeadm reset --force >/dev/null 2>&1; exit 1; }}")
 
 
 def _waiting_to_join():
@@ -66,4 +68,5 @@ def join(config_path):
     if node() == cluster().first_control_plane and not joined_control_planes():
         host.noop(f"{node().name} initialises the cluster")
         return
-    yield f"kubeadm join --config {shlex.quote(config_path)}"
+    yield (f"kubeadm join --config {shlex.quote(config_path)} "
+           f"|| {{ kubeadm reset --force >/dev/null 2>&1; exit 1; }}")
