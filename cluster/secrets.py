@@ -67,23 +67,30 @@ class KeyPair:
         return cert.not_valid_after_utc - _now() < datetime.timedelta(days=RENEW_BEFORE_DAYS)
 
 
+def _certificate(subject, issuer, public_key, signing_key, days, is_ca, extensions=()):
+    """A signed certificate with the key usages of a CA or of a leaf, plus `extensions`."""
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(minutes=5))
+        .not_valid_after(_now() + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=is_ca,
+                                     content_commitment=False, data_encipherment=False, key_agreement=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
 def _ensure_ca(pair, common_name):
     if pair.exists():
         return
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(minutes=5))
-        .not_valid_after(_now() + datetime.timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
-                                     content_commitment=False, data_encipherment=False, key_agreement=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert = _certificate(name, name, key.public_key(), key, CA_DAYS, is_ca=True,
+                        extensions=[x509.SubjectKeyIdentifier.from_public_key(key.public_key())])
     _write_private(pair.key, _key_pem(key))
     _write_private(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
 
@@ -107,23 +114,14 @@ def _ensure_leaf(pair, ca, common_name, usages, names=(), addresses=(), organiza
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
     if organization:
         attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    builder = (
-        x509.CertificateBuilder().subject_name(x509.Name(attributes)).issuer_name(ca_cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(minutes=5))
-        .not_valid_after(_now() + datetime.timedelta(days=LEAF_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=False,
-                                     content_commitment=False, data_encipherment=False, key_agreement=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-    )
+    extensions = [x509.ExtendedKeyUsage(usages),
+                  x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())]
     if wanted_names or wanted_addresses:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
+        extensions.append(x509.SubjectAlternativeName(
             [x509.DNSName(n) for n in wanted_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in wanted_addresses]
-        ), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
+        ))
+    cert = _certificate(x509.Name(attributes), ca_cert.subject, key.public_key(), ca_key, LEAF_DAYS, is_ca=False,
+                        extensions=extensions)
     _write_private(pair.key, _key_pem(key))
     _write_private(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
 
