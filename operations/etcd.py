@@ -34,6 +34,7 @@ from pyinfra.facts.systemd import SystemdStatus
 
 from cluster.render import render
 from facts.etcd import EtcdHealth, EtcdMembers
+from operations.failure import fail
 from operations.config import config_file
 
 SERVICE = "etcd"
@@ -228,10 +229,7 @@ def _warn(message):
 def _refuse(message):
     """Stops this member (and only it): a warning in the plan, a failing command when running."""
     _warn(message)
-    if state.is_executing:
-        yield f"echo {shlex.quote('kubeha: ' + message)} >&2; exit 1"
-    else:
-        host.noop(message)
+    yield from fail(message)
 
 
 # Commands.

@@ -6,14 +6,18 @@ and the plan shown by `--dry` names exactly the actions a run would take.
 """
 
 import shlex
+import time
 
-from pyinfra import host
+import gevent
+from pyinfra import host, state
 from pyinfra.api import operation
 
 from cluster.context import anchor_control_plane, cluster, joined_control_planes, node, reachable_hosts_with_role
 from facts.kubernetes import BootstrapTokenIds, KubeNodeState
+from operations.failure import fail
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+API_WAIT_SECONDS = 120
 
 
 def _joined(pyinfra_host=None):
@@ -52,7 +56,17 @@ def bootstrap_token(token):
         host.noop("no node is waiting to join")
         return
     token_id = token.split(".", 1)[0]
-    if token_id in (host.get_fact(BootstrapTokenIds, kubeconfig=ADMIN_KUBECONFIG) or []):
+    tokens = host.get_fact(BootstrapTokenIds, kubeconfig=ADMIN_KUBECONFIG)
+    # right after init the API can take a moment to answer through its endpoint
+    deadline = time.monotonic() + API_WAIT_SECONDS
+    while tokens is None and state.is_executing and time.monotonic() < deadline:
+        gevent.sleep(3)
+        tokens = host.get_fact(BootstrapTokenIds, kubeconfig=ADMIN_KUBECONFIG)
+    if tokens is None and state.is_executing:
+        yield from fail(f"the API does not answer on {cluster().control_plane_endpoint} from "
+                        f"{node().name}: cannot check the bootstrap token")
+        return
+    if token_id in (tokens or []):
         host.noop(f"bootstrap token {token_id} is valid")
         return
     yield (f"kubeadm token create {shlex.quote(token)} --ttl 2h0m0s "

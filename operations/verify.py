@@ -5,12 +5,12 @@ import time
 import gevent
 from pyinfra import host, logger, state
 from pyinfra.api import operation
-from pyinfra.api.exceptions import OperationError
 
 from cluster.context import anchor_control_plane, pyinfra_host
 from facts.api import ApiHealthz
 from facts.etcd import EtcdHealth
 from facts.kubernetes import ClusterNodes
+from operations.failure import fail
 
 ADMIN = "/etc/kubernetes/admin.conf"
 
@@ -62,6 +62,7 @@ def cluster_health(expected_nodes, etcd_endpoints, api_url, timeout=300):
         logger.info(f"    etcd members healthy: {sum(bool(health.get(e)) for e in etcd_endpoints)}/{len(etcd_endpoints)}")
     logger.info(f"    API on {api_url}: {'ok' if api_ok else 'NOT answering'}")
     if problems:
-        raise OperationError("; ".join(problems))
+        yield from fail("; ".join(problems))
+        return
     host.noop("the cluster is healthy")
     yield from ()
