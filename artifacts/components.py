@@ -438,7 +438,8 @@ class StaticBase(Component):
 
 
 DEBIAN_PACKAGES = ("iptables", "nftables", "ipset", "conntrack", "iproute2", "kmod", "runit", "procps",
-                   "net-tools", "ca-certificates", "netbase", "ebtables")
+                   "net-tools", "ca-certificates", "netbase", "ebtables",
+                   "libpcap0.8")   # calico-node (cgo) links libpcap (gopacket/pcap), as upstream's image
 
 
 def debian_mirror():
@@ -694,6 +695,81 @@ class KubeVip(Component):
 
 
 # ------------------------------------------------------------------------------------------
+class Libbpf(Component):
+    """libbpf (static archive + headers) for calico-node's cgo build, as Calico builds it:
+    the upstream v1.4.6 tarball, `make -C src BUILD_STATIC_ONLY=1`.  The tarball comes from
+    Debian's source package (bookworm-backports), fetched with apt through a private apt
+    configuration (deb-src line, own lists and cache) so the machine's apt stays untouched;
+    Debian's patches are not applied (upstream builds the plain tag)."""
+    name = "libbpf"
+
+    def inputs(self, ctx):
+        return {"libbpf": V.LIBBPF, "suite": V.DEBIAN_SUITE,
+                "gcc": util.capture(["gcc", "--version"]).splitlines()[0]}
+
+    def srcdir(self, ctx):
+        return self.outdir(ctx, V.LIBBPF["version"], "libbpf-" + V.LIBBPF["version"])
+
+    def libdir(self, ctx):
+        return self.outdir(ctx, V.LIBBPF["version"], "lib")
+
+    def cgo_env(self, ctx):
+        """CGO_CFLAGS/CGO_LDFLAGS for felix/bpf/libbpf (env flags come before the package's
+        #cgo flags, so its `#include "libbpf.h"`/`<bpf.h>`/"str_error.h" find libbpf's src/,
+        as with upstream's -I of the cloned libbpf; it adds -lbpf -lelf -lz itself)."""
+        src = self.srcdir(ctx)
+        return {"CGO_CFLAGS": "-I%s -I%s" % (os.path.join(src, "src"), os.path.join(src, "include", "uapi")),
+                "CGO_LDFLAGS": "-L%s" % self.libdir(ctx)}
+
+    def outputs(self, ctx):
+        src = self.srcdir(ctx)
+        return [os.path.join(self.libdir(ctx), "libbpf.a"), os.path.join(src, "src", "libbpf.h"),
+                os.path.join(src, "src", "str_error.h"), os.path.join(src, "include", "uapi", "linux", "bpf.h")]
+
+    def build(self, ctx):
+        import tarfile
+        for hdr in ("/usr/include/libelf.h", "/usr/include/zlib.h"):
+            if not os.path.exists(hdr):
+                raise util.Failed("libbpf needs libelf-dev and zlib1g-dev (apt-get install libelf-dev zlib1g-dev)")
+        L = V.LIBBPF
+        wd = self.workdir(ctx)
+        apt = os.path.join(wd, "apt")
+        if os.path.isdir(apt):
+            shutil.rmtree(apt)
+        for d in ("lists/partial", "cache/archives/partial", "src"):
+            os.makedirs(os.path.join(apt, d))
+        util.write_text(os.path.join(apt, "sources.list"),
+                        "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n"
+                        % (debian_mirror(), L["suite"]))
+        opts = ["-o", "Dir::Etc::SourceList=" + os.path.join(apt, "sources.list"),
+                "-o", "Dir::Etc::SourceParts=/dev/null",
+                "-o", "Dir::State::Lists=" + os.path.join(apt, "lists"),
+                "-o", "Dir::Cache=" + os.path.join(apt, "cache"),
+                "-o", "APT::Sandbox::User=root"]
+        util.say(self.name, "apt-get source %s=%s (%s)" % (L["source_package"], L["source_version"], L["suite"]))
+        util.run(["apt-get"] + opts + ["update"], self.name, log=ctx.log(self.name))
+        util.run(["apt-get"] + opts + ["source", "--download-only", "--tar-only",
+                                       "%s=%s" % (L["source_package"], L["source_version"].split(":")[-1])],
+                 self.name, log=ctx.log(self.name), cwd=os.path.join(apt, "src"))
+        orig = os.path.join(apt, "src", L["orig"])
+        got = util.sha256_file(orig)
+        if got != L["orig_sha256"]:
+            raise util.Failed("%s: sha256 %s, pinned %s" % (L["orig"], got, L["orig_sha256"]))
+        top = self.outdir(ctx, L["version"])
+        gomod.clean_dir(top)
+        with tarfile.open(orig) as t:
+            t.extractall(top, filter="data")
+        if not os.path.isdir(self.srcdir(ctx)):
+            raise util.Failed("%s has no libbpf-%s/ directory" % (L["orig"], L["version"]))
+        lib = self.libdir(ctx)
+        os.makedirs(lib)
+        util.say(self.name, "make -C src BUILD_STATIC_ONLY=1 (libbpf %s)" % L["version"])
+        util.run(["make", "-j%d" % (os.cpu_count() or 2), "-C", os.path.join(self.srcdir(ctx), "src"),
+                  "BUILD_STATIC_ONLY=1", "OBJDIR=" + lib], self.name, log=ctx.log(self.name))
+        shutil.rmtree(apt)
+
+
+# ------------------------------------------------------------------------------------------
 CALICO_BINS = {
     "calico": "cni-plugin/cmd/calico",
     "install": "cni-plugin/cmd/install",
@@ -704,19 +780,24 @@ CALICO_BINS = {
     "wrapper": "kube-controllers/cmd/wrapper",
 }
 CALICO_CNI_FROM_PLUGINS = ("bandwidth", "host-local", "loopback", "portmap", "tuning")
+CALICO_CGO = ("calico-node",)   # upstream: build_cgo_binary with libbpf; the rest cgo off here
 
 
 class Calico(Component):
     """Calico from the monorepo module at the tag's pseudo-version: calico/cni, calico/node
-    (VXLAN/iptables/nftables dataplane; no BIRD, no eBPF: cgo off as the brief allows) and
-    calico/kube-controllers, plus manifests/calico.yaml from the same module."""
+    (VXLAN/iptables/nftables dataplane; no BIRD, no BPF programs) and calico/kube-controllers,
+    plus manifests/calico.yaml from the same module.  calico-node is built as upstream: cgo
+    against a static libbpf (CALICO_CGO), libelf, zlib and glibc dynamic (all in base-debian).
+    With cgo off felix/bpf/libbpf is a stub whose OpenObject panics, and Felix calls it at
+    start even with BPF disabled (int_dataplane.go cleans up "leftover BPF state")."""
     name = "calico"
-    deps = ("base-static", "base-debian", "cni_plugins")
+    deps = ("base-static", "base-debian", "cni_plugins", "libbpf")
     uses = (gomod, oci)
 
     def inputs(self, ctx):
         return {"modules": [V.MODULES[k] for k in ("calico", "calico_api", "calico_lib_std")],
-                "go": gomod.go_version(), "bins": CALICO_BINS, "cni": CALICO_CNI_FROM_PLUGINS}
+                "go": gomod.go_version(), "bins": CALICO_BINS, "cni": CALICO_CNI_FROM_PLUGINS,
+                "cgo": CALICO_CGO, "libbpf": V.LIBBPF}
 
     def outputs(self, ctx):
         refs = layout.image_refs()
@@ -753,9 +834,11 @@ class Calico(Component):
               "-X github.com/projectcalico/calico/pkg/buildinfo.BuildDate=%s "
               "-X github.com/projectcalico/calico/pkg/buildinfo.GitRevision=%s" % (tag, when, commit))
         for b, pkg in CALICO_BINS.items():
-            util.say(self.name, "go build %s" % b)
-            gomod.build(wd, os.path.join(bindir, b), ["github.com/projectcalico/calico/" + pkg], ctx.env,
-                        ctx.log(self.name), self.name, ldflags=ld)
+            cgo = b in CALICO_CGO
+            util.say(self.name, "go build %s%s" % (b, " (cgo, libbpf %s)" % V.LIBBPF["version"] if cgo else ""))
+            env = dict(ctx.env, **Libbpf().cgo_env(ctx)) if cgo else ctx.env
+            gomod.build(wd, os.path.join(bindir, b), ["github.com/projectcalico/calico/" + pkg], env,
+                        ctx.log(self.name), self.name, ldflags=ld, cgo=cgo)
         static, debian = _load_layer(ctx, "base-static"), _load_layer(ctx, "base-debian")
         refs = layout.image_refs()
         labels = {"org.opencontainers.image.version": tag,
@@ -829,5 +912,5 @@ class Calico(Component):
 
 
 ALL = [Kubernetes(), Etcd(), Containerd(), Runc(), Crictl(), CniPlugins(), StaticBase(), DebianBase(),
-       Pause(), KubernetesImages(), EtcdImage(), Coredns(), KubeVip(), Calico()]
+       Pause(), KubernetesImages(), EtcdImage(), Coredns(), KubeVip(), Libbpf(), Calico()]
 BY_NAME = {c.name: c for c in ALL}

@@ -123,6 +123,20 @@ RUNC_SELINUX = ("github.com/opencontainers/selinux", "v1.13.0")
 # Debian suite of the root filesystem layer under kube-proxy and calico/node.
 DEBIAN_SUITE = "bookworm"
 
+# libbpf for calico-node's cgo build (felix/bpf/libbpf).  Calico v3.31.0 pins libbpf v1.4.6
+# (LIBBPF_VERSION in metadata.mk) and needs >= 1.3 API (bpf_program__attach_tcx); bookworm
+# itself has 1.1.2, bookworm-backports has 1.4.6.  The upstream tarball is taken from Debian's
+# source package (apt-get source; apt checks it against the signed Sources index, the build
+# also against this sha256) and built as upstream does: `make -C src BUILD_STATIC_ONLY=1`.
+LIBBPF = {
+    "version": "1.4.6",
+    "source_package": "libbpf",
+    "source_version": "1:1.4.6-1~bpo12+1",
+    "suite": "bookworm-backports",
+    "orig": "libbpf_1.4.6.orig.tar.gz",
+    "orig_sha256": "d4cf3ee697d9bd959ad3c0f5c6757370a2559e54448761271e15a23c31c1082e",
+}
+
 
 def k8s_minor(version=None):
     """'v1.35.8' -> '35'."""

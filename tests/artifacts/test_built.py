@@ -178,3 +178,16 @@ def test_push_to_a_loopback_registry(tmp_path):
     finally:
         reg.terminate()
         reg.wait(10)
+
+
+def test_calico_node_is_cgo_linked_against_libbpf():
+    """Felix calls libbpf at start even with BPF off; with cgo off that is a panicking stub."""
+    node = _need(os.path.join(layout.root(), "build", "calico", V.MODULES["calico"]["tag"], "bin", "calico-node"))
+    info = _run("go", "version", "-m", node)
+    assert "CGO_ENABLED=1" in info, info
+    out = _run("file", "-L", node) if shutil.which("file") else ""
+    assert not out or "dynamically linked" in out, out
+    # libbpf is linked in (static archive): its version string is in the binary
+    with open(node, "rb") as f:
+        data = f.read()
+    assert b"libbpf: elf: failed to open" in data

@@ -95,6 +95,14 @@ def test_calico_images(ctr):
     out = _run_in(ctr, node, "sh", "-c", "calico-node -v && which runsvdir svlogd && test -x /usr/sbin/start_runit"
                   " && test -x /etc/service/available/felix/run && test -L /bin")
     assert V.VERSIONS["calico"] in out
+    # calico-node is cgo-linked (libbpf static): its shared libraries must all be in the image.
+    # With cgo off, felix/bpf/libbpf was the panicking stub Felix hits at start (the lab).
+    libs = _run_in(ctr, node, "ldd", "/usr/bin/calico-node")
+    assert "not found" not in libs and "libelf.so.1" in libs and "libz.so.1" in libs, libs
+    # the probes' code paths run (no felix here, so they fail cleanly, without a panic)
+    for probe in ("-felix-live", "-felix-ready"):
+        out = _run_in(ctr, node, "calico-node", probe, check=False)
+        assert "panic" not in out and "SIGSEGV" not in out, (probe, out)
     cni = _image(ctr, "calico-cni")
     assert _run_in(ctr, cni, "/opt/cni/bin/calico-ipam", "-v").strip() == V.VERSIONS["calico"]
     kc = _image(ctr, "calico-kube-controllers")
