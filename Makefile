@@ -33,7 +33,7 @@ test-fast:  ## no machines needed: cluster file, templates checked by real tools
 	$(PYTEST) -m "not lab and not artifacts and not e2e" -q
 
 test-lab: artifacts  ## the integration tier on the lab's real machines
-	$(PYTEST) -m "lab or artifacts" -q
+	KUBEHA_REQUIRE_MACHINES=1 $(PYTEST) -m "lab or artifacts" -q -rs --durations=15
 
 down:  ## remove the lab
 	$(PYTHON) -m lab down

@@ -27,4 +27,21 @@ def state_dir(tmp_path, monkeypatch):
     return directory
 
 
+MACHINE_MARKERS = ("lab", "artifacts", "e2e")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With KUBEHA_REQUIRE_MACHINES=1 (`make test-lab`, CI) a skipped lab, artifacts or e2e test
+    fails: a tier that silently did not run must not pass as green."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.skipped and not hasattr(report, "wasxfail")
+            and os.environ.get("KUBEHA_REQUIRE_MACHINES") == "1"
+            and any(item.get_closest_marker(name) for name in MACHINE_MARKERS)):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but KUBEHA_REQUIRE_MACHINES=1 says this tier must run: {reason}"
+
+
 os.environ.setdefault("PYINFRA_FAKE_DELAY", "0")
