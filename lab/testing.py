@@ -1,8 +1,11 @@
 """pytest fixtures for tests that need the running lab (the lab's own and the deploy's).
 
-Use them from a conftest.py:
+Import them once, in the top conftest.py of the tests:
 
     from lab.testing import lab, lab_session  # noqa: F401  (fixtures)
+
+Each conftest.py that imports them defines fixtures of its own: two session fixtures in one
+test session would each take the lock below, and the second would wait for the first.
 
 `lab_session` (session scope) brings the lab up once (`python3 -m lab up`, reusing a lab
 that is already up) and takes it down at the end of the session unless KUBEHA_LAB_KEEP=1.
@@ -135,6 +138,13 @@ def _take_session_lock(wait: float):
     """An exclusive lock for one test session (file removed on release). None on time-out."""
     deadline = time.monotonic() + wait
     SESSION_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        holder = SESSION_LOCK.read_text().strip()
+    except FileNotFoundError:
+        holder = ""
+    if holder == str(os.getpid()):
+        raise RuntimeError(f"this test session already holds {SESSION_LOCK}: the lab fixtures are defined "
+                           "twice (import them only in tests/conftest.py)")
     while True:
         f = open(SESSION_LOCK, "a+")
         try:

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from lab.testing import lab, lab_session  # noqa: F401  (fixtures; imported here only, see lab.testing)
 from support import CLUSTER_FILES, local_copy
 
 
