@@ -665,6 +665,37 @@ class Coredns(Component):
                entrypoint=["/coredns"], user="nonroot:nonroot", exposed_ports=["53/tcp", "53/udp"])
 
 
+class Agnhost(Component):
+    """registry.k8s.io/e2e-test-images/agnhost: test/images/agnhost from the k8s.io/kubernetes
+    module (cgo off) on the static base, as upstream's image runs it: `agnhost netexec` serves
+    HTTP and dials other pods. Only the end-to-end tests use it."""
+    name = "agnhost"
+    deps = ("kubernetes", "base-static")
+    uses = (gomod, oci)
+
+    def inputs(self, ctx):
+        return {"version": V.VERSIONS["agnhost"], "kubernetes": V.MODULES["kubernetes"], "go": gomod.go_version()}
+
+    def outputs(self, ctx):
+        return [layout.archive_path(layout.image_refs()["agnhost"], ctx.base)]
+
+    def build(self, ctx):
+        source = os.path.join(ctx.module("kubernetes")["Dir"], "test/images/agnhost")
+        found = util.read_text(os.path.join(source, "VERSION")).strip()
+        if found != V.VERSIONS["agnhost"]:
+            raise util.Failed("kubernetes %s has agnhost %s but versions.py pins %s"
+                              % (V.VERSIONS["kubernetes"], found, V.VERSIONS["agnhost"]))
+        out = self.outdir(ctx, found, "agnhost")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        util.say(self.name, "go build agnhost")
+        # the Kubernetes component's wrapper module already maps the staging modules
+        gomod.build(Kubernetes().workdir(ctx), out, ["k8s.io/kubernetes/test/images/agnhost"], ctx.env,
+                    ctx.log(self.name), self.name, ldflags="-s -w")
+        top = _binary_layer(ctx, "agnhost", [("agnhost", out, 0o755, None)])
+        _image(ctx, layout.image_refs()["agnhost"], [_load_layer(ctx, "base-static"), top],
+               entrypoint=["/agnhost"])
+
+
 class KubeVip(Component):
     """ghcr.io/kube-vip/kube-vip: static /kube-vip with the CA bundle (upstream: FROM scratch)."""
     name = "kube-vip"
@@ -912,5 +943,5 @@ class Calico(Component):
 
 
 ALL = [Kubernetes(), Etcd(), Containerd(), Runc(), Crictl(), CniPlugins(), StaticBase(), DebianBase(),
-       Pause(), KubernetesImages(), EtcdImage(), Coredns(), KubeVip(), Libbpf(), Calico()]
+       Pause(), KubernetesImages(), EtcdImage(), Coredns(), KubeVip(), Libbpf(), Calico(), Agnhost()]
 BY_NAME = {c.name: c for c in ALL}

@@ -85,7 +85,7 @@ def file_path(component, base=None, versions=None):
 # Images: upstream reference -> the registry path the design stores it under (upstream
 # repository path without the registry host).
 def image_refs(versions=None):
-    """{key: upstream image reference} for every image the deploy runs."""
+    """{key: upstream image reference} for every image the deploy runs, and the e2e tests' agnhost."""
     v = dict(V.VERSIONS, **(versions or {}))
     k8s = v["kubernetes"]
     refs = {}
@@ -94,6 +94,7 @@ def image_refs(versions=None):
     refs["pause"] = "registry.k8s.io/pause:%s" % v["pause"]
     refs["coredns"] = "registry.k8s.io/coredns/coredns:%s" % v["coredns"]
     refs["etcd"] = "registry.k8s.io/etcd:%s" % v["etcd_image"]
+    refs["agnhost"] = "registry.k8s.io/e2e-test-images/agnhost:%s" % v["agnhost"]
     refs["kube-vip"] = "ghcr.io/kube-vip/kube-vip:%s" % v["kube_vip"]
     # calico.yaml names them quay.io/calico/...; registry_mirror serves quay.io and docker.io.
     for n in ("cni", "node", "kube-controllers"):

@@ -23,6 +23,9 @@ WANTED = {
     "coredns": "v1.13.1",
     "pause": "3.10.1",
     "etcd_image": "3.6.6-0",
+    # registry.k8s.io/e2e-test-images/agnhost: the end-to-end tests' workload (HTTP server and
+    # pod-to-pod client), built from the Kubernetes module; its test/images/agnhost/VERSION.
+    "agnhost": "2.59",
 }
 
 # What is built.
@@ -42,6 +45,9 @@ VERSIONS = {
     # registry.k8s.io/etcd:<tag> for kubeadm's stacked etcd (etcd.topology: stacked); also
     # checked against kubeadm's DefaultEtcdVersion.  Built from etcd v3.6.6.
     "etcd_image": "3.6.6-0",
+    # registry.k8s.io/e2e-test-images/agnhost: the end-to-end tests' workload (HTTP server and
+    # pod-to-pod client), built from the Kubernetes module; its test/images/agnhost/VERSION.
+    "agnhost": "2.59",
 }
 
 SUBSTITUTIONS = {

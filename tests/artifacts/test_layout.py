@@ -62,11 +62,11 @@ def test_image_refs_and_registry_paths():
         layout.split_ref("registry.k8s.io/pause")
 
 
-def test_every_image_the_deploy_runs_is_listed():
+def test_every_image_the_deploy_runs_is_listed_and_the_e2e_workload():
     refs = layout.image_refs()
     assert set(refs) == {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
                          "pause", "coredns", "etcd", "kube-vip", "calico-cni", "calico-node",
-                         "calico-kube-controllers"}
+                         "calico-kube-controllers", "agnhost"}
     # one archive per image, no collisions
     assert len({layout.archive_name(r) for r in refs.values()}) == len(refs)
 
