@@ -447,3 +447,21 @@ def restart_if_running_another(service, binary):
         host.noop(f"{service} runs {binary}")
     else:
         yield f"systemctl restart {shlex.quote(service)}"
+
+
+@operation()
+def packaged_service_off(service, started_by_package):
+    """A service its package starts by itself (Debian starts a service while installing it)
+    stopped and disabled. On a fresh host a --dry sees no unit yet, because the package is not
+    installed; when `started_by_package`, it still announces the stop the run will make."""
+    from pyinfra.facts.systemd import SystemdStatus
+    from pyinfra.operations import systemd
+
+    unit_known = f"{service}.service" in host.get_fact(SystemdStatus, services=service)
+    if not unit_known and not state.is_executing:
+        if started_by_package:
+            yield f"systemctl disable --now {shlex.quote(service)}"
+        else:
+            host.noop(f"{service} is not installed yet, and its package does not start it")
+        return
+    yield from systemd.service._inner(service=service, running=False, enabled=False)

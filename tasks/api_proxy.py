@@ -24,7 +24,7 @@ from cluster.context import cluster, has_role, hosts_with_role, node
 from cluster.render import render
 from operations.config import config_file
 from operations import stage
-from operations.host import os_family
+from operations.host import os_family, packaged_service_off
 
 stage.begin(name="Stage: Workers' API proxy", title="Workers' API proxy")
 
@@ -74,8 +74,8 @@ if has_role("worker") and cluster().uses_localhost_proxy(node()):
         # the package's own service is not the proxy (on Debian it starts at once, nginx on :80);
         # an lb host keeps its haproxy.service, which the lb stage runs
         if not (program == "haproxy" and cluster().api.mode == "keepalived_haproxy" and has_role("lb")):
-            systemd.service(name=f"Stop the packaged {program} service", service=program,
-                            running=False, enabled=False)
+            packaged_service_off(name=f"Stop the packaged {program} service", service=program,
+                                 started_by_package=family == "debian")
 
         values = {"cluster": cluster(), "node": node(),
                   "apiserver_port": hosts_with_role("control_plane")[0].data.apiserver_port}
