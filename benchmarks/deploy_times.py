@@ -1,11 +1,16 @@
 """Prints how long the lab and the deploy take; asserts nothing.
 
-    python3 benchmarks/deploy_times.py [--cluster lab/clusters/ha.yaml] [--stages preflight,prep,...]
-                                       [--full]
+    python3 benchmarks/deploy_times.py [--cluster FILE] [--stages preflight,prep,...]
+    python3 benchmarks/deploy_times.py --full [--cluster FILE ...]
 
-From a fresh lab (down, then up): the lab's `up`, each stage run alone in deploy order, then a
-no-op re-run and a --dry of the same stages. --full runs deploy.py as one piece instead of stage
-by stage (the whole cluster; needs the artifacts built).
+Stages (the default): from a fresh lab (down, then up), the lab's `up`, each stage run alone in
+deploy order, then a no-op re-run and a --dry of the same stages; the default stages need no
+Kubernetes binaries.
+
+--full: for each cluster file (default: the lab's HA and compact layouts), the whole deploy.py
+on fresh lab machines, as the e2e tier runs it: `--dry` on the fresh machines, the deploy, a
+no-op re-run, `--dry` on the converged cluster, and the VIP failover (the VIP holder's machine
+stopped; seconds until the API answers through the VIP again). Needs the artifacts built.
 """
 
 import argparse
@@ -17,6 +22,7 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+CLUSTERS = PROJECT / "lab" / "clusters"
 BASE_STAGES = "preflight,prep,container_runtime,loadbalancer,etcd"
 
 
@@ -28,25 +34,46 @@ def timed(argv, env):
     return time.monotonic() - started
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cluster", default=str(PROJECT / "lab" / "clusters" / "ha.yaml"))
-    parser.add_argument("--stages", default=BASE_STAGES)
-    parser.add_argument("--full", action="store_true", help="time deploy.py as one run")
-    args = parser.parse_args()
-    env = {**os.environ, "KUBEHA_CLUSTER": args.cluster,
-           "KUBEHA_STATE_DIR": tempfile.mkdtemp(prefix="kubeha-bench-")}
+def stage_figures(cluster_file, stages):
+    env = {**os.environ, "KUBEHA_CLUSTER": cluster_file, "KUBEHA_STATE_DIR": tempfile.mkdtemp(prefix="kubeha-bench-")}
     lab = [sys.executable, "-m", "lab"]
     pyinfra = [sys.executable, "-m", "pyinfra", "-y", "inventory.py"]
     figures = [("lab down", timed(lab + ["down"], env)), ("lab up (fresh machines)", timed(lab + ["up"], env))]
-    if args.full:
-        deploys = ["deploy.py"]
-    else:
-        deploys = [f"tasks/{stage}.py" for stage in args.stages.split(",")]
+    deploys = [f"tasks/{stage}.py" for stage in stages.split(",")]
     for deploy in deploys:
         figures.append((f"first run: {deploy}", timed(pyinfra + [deploy], env)))
     figures.append(("no-op re-run: " + " ".join(deploys), timed(pyinfra + deploys, env)))
     figures.append(("--dry on the converged lab", timed(pyinfra + deploys + ["--dry"], env)))
+    return figures
+
+
+def full_figures(cluster_file):
+    """The e2e tier's own harness (tests/e2e/e2e_cluster.py), timed."""
+    sys.path[:0] = [str(PROJECT / "tests" / "e2e"), str(PROJECT / "tests"), str(PROJECT)]
+    from e2e_cluster import DeployedCluster
+
+    cluster = DeployedCluster.fresh(Path(cluster_file), Path(tempfile.mkdtemp(prefix="kubeha-bench-")))
+    cluster.timed("no-op re-run", cluster.deploy)
+    cluster.timed("--dry on the converged cluster", lambda: cluster.deploy(dry=True))
+    holder, stop_took, answered_after = cluster.stop_vip_holder()
+    cluster.start(holder)
+    figures = [(f"{cluster.name}: {what}", seconds) for what, seconds in cluster.times.items()]
+    figures.append((f"{cluster.name}: VIP holder {holder} stopped (the stop itself)", stop_took))
+    figures.append((f"{cluster.name}: the API answers through the VIP again, after the stop began", answered_after))
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cluster", action="append", help="cluster file (--full: may be repeated)")
+    parser.add_argument("--stages", default=BASE_STAGES)
+    parser.add_argument("--full", action="store_true", help="time deploy.py on fresh machines, per topology")
+    args = parser.parse_args()
+    if args.full:
+        files = args.cluster or [str(CLUSTERS / "ha.yaml"), str(CLUSTERS / "compact.yaml")]
+        figures = [figure for cluster_file in files for figure in full_figures(cluster_file)]
+    else:
+        figures = stage_figures((args.cluster or [str(CLUSTERS / "ha.yaml")])[-1], args.stages)
     width = max(len(name) for name, _ in figures)
     print(f"{'what':<{width}}  seconds")
     for name, seconds in figures:
