@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 from pyinfra.api import FactBase
 from typing_extensions import override
@@ -108,3 +109,24 @@ class TimeSync(FactBase[dict]):
                 state["service"] = service
                 break
         return state
+
+
+class UnitInstalled(FactBase[bool]):
+    """
+    Whether systemd knows the unit ``unit`` (``systemctl show -p LoadState``: "loaded"). False
+    before the package that ships it is installed (LoadState "not-found").
+    """
+
+    default = bool
+
+    @override
+    def requires_command(self, unit: str) -> str:
+        return "systemctl"
+
+    @override
+    def command(self, unit: str) -> str:
+        return f"systemctl show -p LoadState --value -- {shlex.quote(unit)} 2>/dev/null || true"
+
+    @override
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[0].strip() == "loaded"

@@ -18,7 +18,7 @@ from pyinfra.facts.server import Arch, Command, LinuxDistribution, Selinux
 from cluster import downloads
 from cluster.context import ARCH_NAMES
 from facts.containerd import ContainerdState
-from facts.host import CgroupVersion, SwapState, TimeSync
+from facts.host import CgroupVersion, SwapState, TimeSync, UnitInstalled
 
 # ---------------------------------------------------------------------------------------------
 # Supported systems
@@ -452,13 +452,11 @@ def restart_if_running_another(service, binary):
 @operation()
 def packaged_service_off(service, started_by_package):
     """A service its package starts by itself (Debian starts a service while installing it)
-    stopped and disabled. On a fresh host a --dry sees no unit yet, because the package is not
+    stopped and disabled. On a fresh host a --dry finds no unit yet, because the package is not
     installed; when `started_by_package`, it still announces the stop the run will make."""
-    from pyinfra.facts.systemd import SystemdStatus
     from pyinfra.operations import systemd
 
-    unit_known = f"{service}.service" in host.get_fact(SystemdStatus, services=service)
-    if not unit_known and not state.is_executing:
+    if not state.is_executing and not host.get_fact(UnitInstalled, unit=f"{service}.service"):
         if started_by_package:
             yield f"systemctl disable --now {shlex.quote(service)}"
         else:
