@@ -13,7 +13,7 @@ again after the joins, and on every later run without changing anything that is 
   non-empty /etc/kubernetes/manifests (preflight DirAvailable--etc-kubernetes-manifests).
 """
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import operation
 
 from cluster.context import cluster, has_role, is_first_control_plane, node
@@ -43,13 +43,17 @@ def kubeconfig_for(node_state, first_control_plane):
 
 
 @operation()
-def kube_vip_manifest():
+def kube_vip_manifest(member_by_then=False):
     """Make /etc/kubernetes/manifests/kube-vip.yaml right for this control plane's state now.
 
     Decided when it runs (see the module's docstring); the kubelet picks a changed manifest up
-    by itself.
+    by itself. `member_by_then`: the run's earlier operations (init, the joins) make this
+    control plane a member before this point; a --dry, which runs none of them, plans with that.
     """
-    kubeconfig = kubeconfig_for(host.get_fact(KubeNodeState), is_first_control_plane())
+    node_state = host.get_fact(KubeNodeState)
+    if member_by_then and not state.is_executing and node_state["role"] is None:
+        node_state = {**node_state, "role": "control_plane"}
+    kubeconfig = kubeconfig_for(node_state, is_first_control_plane())
     if kubeconfig is None:
         host.noop("kube-vip waits until this control plane has joined (kubeadm join needs an "
                   "empty manifests directory)")
@@ -58,12 +62,13 @@ def kube_vip_manifest():
                                   mode="0600")
 
 
-def write_kube_vip_manifest(name="Write the kube-vip static pod"):
+def write_kube_vip_manifest(name="Write the kube-vip static pod", member_by_then=False):
     """The kube-vip manifest on this host if it is a control plane and kube-vip holds the VIP.
 
     For other stages: call it once after the operation that runs `kubeadm init` and once after
-    the joins (not in a Python loop over hosts); each control plane then gets the manifest that
-    fits its state at that moment, and a call with nothing to change is a no-op.
+    the joins (not in a Python loop over hosts), saying whether this host is a member by then;
+    each control plane then gets the manifest that fits its state at that moment, and a call
+    with nothing to change is a no-op.
     """
     if cluster().api.mode == "kube_vip" and has_role("control_plane"):
-        kube_vip_manifest(name=name)
+        kube_vip_manifest(name=name, member_by_then=member_by_then)

@@ -31,10 +31,10 @@ if has_role("control_plane"):
     if is_first_control_plane():
         kubeadm_ops.init(name="kubeadm init on the first control plane", config_path=init_config)
     # init is done: kube-vip on the first control plane moves from super-admin.conf to admin.conf
-    write_kube_vip_manifest(name="Point kube-vip at admin.conf after init")
+    write_kube_vip_manifest(name="Point kube-vip at admin.conf after init", member_by_then=is_first_control_plane())
     kubeadm_ops.bootstrap_token(name="Make sure a bootstrap token exists for the joins",
                                 token=secrets().bootstrap_token)
     kubeadm_ops.join(name="kubeadm join as a control plane, one at a time", config_path=join_config,
                      _serial=True)
     # joined control planes take their share of the VIP (a join needs empty manifests first)
-    write_kube_vip_manifest(name="Write the kube-vip static pod after the joins")
+    write_kube_vip_manifest(name="Write the kube-vip static pod after the joins", member_by_then=True)
