@@ -139,3 +139,29 @@ class EtcdVersion(FactBase[str | None]):
             if match:
                 return match.group(1)
         return None
+
+
+class EtcdLogLost(FactBase[bool]):
+    """
+    Whether etcd on this host last stopped because it lost its raft log: the cluster had
+    committed entries to this member that its data dir does not hold (a wiped or restored data
+    dir under the same member ID), and etcd panics ``tocommit(N) is out of range
+    [lastIndex(M)]`` at every start. Read from the unit's journal: True when that panic is newer
+    than the last "serving client traffic securely".
+    """
+
+    default = bool
+
+    @override
+    def requires_command(self) -> str:
+        return "journalctl"
+
+    @override
+    def command(self) -> str:
+        return ("journalctl -u etcd -o cat --no-pager -n 2000 2>/dev/null"
+                " | grep -E 'tocommit\\([0-9]+\\) is out of range|serving client traffic securely'"
+                " | tail -n 1 || true")
+
+    @override
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and "is out of range" in output[-1]

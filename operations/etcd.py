@@ -10,8 +10,9 @@ moment, never on the plan's stale view, and a converged cluster gets no command 
   cluster together (etcd waits for a quorum), and stopped members that hold data.
 - `join` (one member at a time): a member missing from a running cluster is added as a
   learner through a healthy member, started with INITIAL_CLUSTER_STATE=existing, promoted
-  once it has caught up; a member whose data dir is gone (a replaced machine) is removed and
-  added again.
+  once it has caught up; a member whose data dir is gone (a replaced machine) or whose log
+  is lost (etcd panics at start: the cluster committed entries it does not hold) is removed
+  and added again with an empty data dir.
 - `restart_changed` (one member at a time): a member whose unit or certificates changed
   since it started is restarted, only while the others keep a quorum, and the next one waits
   until it is healthy again.
@@ -33,7 +34,7 @@ from pyinfra.facts.files import Directory, File, FileContents
 from pyinfra.facts.systemd import SystemdStatus
 
 from cluster.render import render
-from facts.etcd import EtcdHealth, EtcdMembers
+from facts.etcd import EtcdHealth, EtcdLogLost, EtcdMembers
 from operations.failure import fail
 from operations.config import config_file
 
@@ -331,6 +332,9 @@ def start(etcd, member, applied):
         if members is not None and _listed(members, me) is None:
             host.noop(f"{name} holds data but is no longer a member: `join` adds it again")
             return
+        if host.get_fact(EtcdLogLost):
+            host.noop(f"{name} lost its log: `join` replaces it with an empty member")
+            return
         why = "its data dir holds the cluster"
     elif members is None and (_env_state() == "new" or (
             not state.is_executing and bootstrap_decision(etcd, member)[0])):
@@ -352,8 +356,10 @@ def join(etcd, member, applied):
     - not listed, no data: `member add --learner` through the healthy members, start with
       INITIAL_CLUSTER_STATE=existing and the membership as the cluster reports it, promote
       once the learner has caught up, wait until healthy;
-    - listed, has started before, data dir gone (a replaced machine): `member remove`, then
-      as above; its old identity must go, since a member that lost its log must never vote;
+    - listed, has started before, data dir gone (a replaced machine) or log lost (its etcd
+      panics "tocommit(N) is out of range" at every start, e.g. after its data dir was wiped
+      while the unit stayed enabled): its data is moved aside, `member remove`, then as above;
+      its old identity must go, since a member that lost its log must never vote;
     - not listed but holding data (it was removed): the data dir is moved aside, then as above;
     - listed, never started (added by an interrupted run, or a member of the first bootstrap
       that was down then): started with INITIAL_CLUSTER_STATE=existing, promoted if a learner.
@@ -371,7 +377,8 @@ def join(etcd, member, applied):
         return
     entry = _listed(members, me)
     has_data = _has_data(etcd)
-    if entry and _has_started(entry) and has_data and not entry["is_learner"]:
+    log_lost = bool(entry) and has_data and host.get_fact(EtcdLogLost)
+    if entry and _has_started(entry) and has_data and not entry["is_learner"] and not log_lost:
         host.noop(f"{name} is a member ({entry['id']})")
         return
     others = [m for m in members if m is not entry]
@@ -385,9 +392,15 @@ def join(etcd, member, applied):
     # been connected to every voting member for 5 s, e.g. right after the previous change or a
     # restart: such a change is retried, and counts as done once the membership shows it
     listed = f"{etcdctl('member list')} | grep -q -F"
-    if entry and _has_started(entry) and not has_data and not _active():
-        _warn(f"{name} is listed as {entry['id']} but its data dir is gone (replaced machine?): "
-              "removing and adding it again")
+    if log_lost:
+        _warn(f"{name}'s etcd lost its log (the cluster committed entries its data dir does not hold): "
+              "moving its data aside, removing and adding it again")
+        yield from _move_data_aside(etcd)
+        has_data = False
+    if entry and _has_started(entry) and not has_data and (log_lost or not _active()):
+        if not log_lost:
+            _warn(f"{name} is listed as {entry['id']} but its data dir is gone (replaced machine?): "
+                  "removing and adding it again")
         old_id = entry["id"]
         remove = etcdctl(f"member remove {old_id}")
         yield _retry(f"{{ {remove} || ! {listed} '{old_id}, '; }}",
@@ -396,9 +409,7 @@ def join(etcd, member, applied):
     if entry is None:
         if has_data:
             _warn(f"{name} holds data but is not a member (it was removed): moving the data aside")
-            yield f"systemctl stop {SERVICE}"
-            yield (f"mv {shlex.quote(etcd.data_dir)}/member "
-                   f"{shlex.quote(etcd.data_dir)}/member.removed-$(date +%Y%m%dT%H%M%S)")
+            yield from _move_data_aside(etcd)
         add = etcdctl(f"member add {me.name} --peer-urls={me.peer_url} --learner")
         yield _retry(f"{{ {add} || {listed} ', {me.peer_url},'; }}", f"could not add {name} as a learner",
                      attempts=CHANGE_ATTEMPTS)
@@ -412,6 +423,13 @@ def join(etcd, member, applied):
                      f"learner {name} did not catch up with the leader to be promoted")
     yield _wait_healthy(etcd, me)
     yield _write_applied(applied)
+
+
+def _move_data_aside(etcd):
+    """etcd stopped, its data kept beside the data dir (never deleted) for an operator to read."""
+    yield f"systemctl stop {SERVICE}"
+    yield (f"mv {shlex.quote(etcd.data_dir)}/member "
+           f"{shlex.quote(etcd.data_dir)}/member.removed-$(date +%Y%m%dT%H%M%S)")
 
 
 def _client_urls(etcd, members, me):

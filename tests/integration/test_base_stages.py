@@ -2,6 +2,7 @@
 lab's HA layout: what --dry says equals what the run does, a second run changes nothing, and
 the VIP and etcd survive losing a machine."""
 
+import json
 import socket
 import time
 
@@ -103,3 +104,31 @@ def test_etcd_keeps_serving_without_one_member(deployed):
         lab.cli("start", last.name)
     back = wait_until(lambda: lab.ssh(first, f"{etcdctl} endpoint health", check=False).returncode == 0, 90, 2)
     assert back, "the stopped member did not come back healthy"
+
+
+def test_a_member_that_lost_its_log_is_replaced_by_the_etcd_stage(deployed):
+    """A data dir wiped under an enabled unit: etcd comes back with an empty log under its old
+    member ID and panics at every start ("tocommit(N) is out of range"). The etcd stage sees it
+    in the journal, moves the data aside, removes and adds the member again; then nothing is
+    left to change."""
+    _, _, lab, state = deployed
+    members = [h for h in lab.config.hosts if "etcd" in h.roles]
+    first, wiped = members[0], members[-1]
+    etcdctl = ETCDCTL.format(endpoints=",".join(f"https://{h.address}:2379" for h in members))
+    lab.ssh(first, f"{etcdctl} put kubeha-test before-the-wipe")
+    lab.sudo(wiped.name, "systemctl stop etcd && rm -rf /var/lib/etcd/member && systemctl start --no-block etcd")
+    panicked = wait_until(lambda: "is out of range" in lab.sudo(
+        wiped.name, "journalctl -u etcd -o cat --no-pager -n 200", check=False).stdout, 60, 2)
+    assert panicked, "etcd with a wiped data dir did not panic as expected"
+    changes, _ = run_pyinfra("tasks/etcd.py", lab.cluster_file, state)
+    assert any(name.endswith("etcd: add a missing member through a healthy one") and hosts == {wiped.name}
+               for name, hosts in changes.items()), changes
+    health = lab.ssh(first, f"{etcdctl} endpoint health", check=False)
+    assert health.returncode == 0, health.stdout + health.stderr
+    listed = json.loads(lab.ssh(first, f"{etcdctl} member list -w json").stdout)["members"]
+    assert sorted(m.get("name", "") for m in listed) == sorted(h.name for h in members)
+    assert not any(m.get("isLearner") for m in listed)
+    assert lab.ssh(wiped.name, f"{ETCDCTL.format(endpoints=f'https://{wiped.address}:2379')} get kubeha-test "
+                               "--print-value-only --consistency=s").stdout.strip() == "before-the-wipe"
+    assert lab.sudo(wiped.name, "ls /var/lib/etcd").stdout.split().count("member") == 1
+    assert run_pyinfra("tasks/etcd.py", lab.cluster_file, state)[0] == {}
