@@ -132,3 +132,26 @@ class ClusterChecks:
     def test_a_second_run_and_a_dry_run_change_nothing(self, cluster):
         assert cluster.timed("no-op re-run", cluster.deploy) == {}
         assert cluster.timed("--dry on the converged cluster", lambda: cluster.deploy(dry=True)) == {}
+
+
+class VipHolderLoss:
+    """The machine holding the VIP stops: the API answers through the VIP again within
+    OUTAGE_LIMIT seconds, another machine holds it, and kubectl from the gateway keeps working."""
+
+    OUTAGE_LIMIT = 10
+
+    def test_the_api_answers_through_the_vip_within_seconds_when_its_holder_stops(self, cluster):
+        failover = cluster.stop_vip_holder()
+        try:
+            print(f"\n{cluster.name}: VIP failover: {failover}")
+            cluster.times["VIP failover: API not answering"] = failover.outage_seconds
+            assert failover.outage_seconds < self.OUTAGE_LIMIT
+            others = [n for n in cluster.nodes if n != failover.holder]
+            assert wait_until(lambda: cluster.all_ready(others), 60), cluster.node_readiness()
+            holders = cluster.vip_holders()
+            assert holders and failover.holder not in holders
+            # kubectl from the gateway keeps working, with the user's own rights
+            assert cluster.local_kubectl(["get", "pods", "-n", "kube-system", "-o", "name"]).stdout.split()
+        finally:
+            cluster.start(failover.holder)
+        assert wait_until(lambda: cluster.all_ready(cluster.nodes), 240, interval=5), cluster.node_readiness()

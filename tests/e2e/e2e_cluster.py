@@ -8,6 +8,7 @@ import json
 import shlex
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -197,18 +198,50 @@ class DeployedCluster:
         return [h for h in candidates
                 if f" {self.vip}/" in self.lab.ssh(h, "ip -o -4 addr show", check=False).stdout]
 
-    def stop_vip_holder(self) -> tuple[str, float, float]:
-        """Stops the machine holding the VIP: (its name, seconds the stop took, seconds from the
-        stop's start until the API answered through the VIP again). The machine stays stopped."""
+    def stop_vip_holder(self) -> "Failover":
+        """Stops the machine holding the VIP while the API is probed through the VIP every 0.2 s
+        from another thread; the machine stays stopped. See Failover for what is measured."""
         holders = wait_until(self.vip_holders, 60)
         assert len(holders) == 1, f"the VIP is held by {holders}"
         assert wait_until(self.api_answers_through_vip, 60), "the API does not answer through the VIP"
+        probes, done = [], threading.Event()
+
+        def probe():
+            while not done.is_set():
+                probes.append((time.monotonic(), self.api_answers_through_vip()))
+                time.sleep(0.2)
+
+        prober = threading.Thread(target=probe, daemon=True)
         started = time.monotonic()
-        self.stop(holders[0])
-        stopped = time.monotonic()
-        assert wait_until(self.api_answers_through_vip, 180, interval=0.2), \
-            f"the API does not answer through the VIP since {holders[0]} stopped"
-        return holders[0], stopped - started, time.monotonic() - started
+        prober.start()
+        try:
+            self.stop(holders[0])
+            stopped = time.monotonic()
+            assert wait_until(lambda: any(ok for at, ok in probes if at > stopped), 180, interval=0.2), \
+                f"the API does not answer through the VIP since {holders[0]} stopped"
+        finally:
+            done.set()
+            prober.join()
+        first_failure = next((at for at, ok in probes if not ok), None)
+        back = next((at for at, ok in probes if ok and first_failure is not None and at > first_failure), None)
+        return Failover(holders[0], stopped - started,
+                        0.0 if first_failure is None else back - first_failure,
+                        next(at for at, ok in probes if ok and at > stopped) - started)
+
+
+@dataclass
+class Failover:
+    """The VIP holder's machine stopped: how long the stop took, how long the API did not
+    answer through the VIP (from the first failed probe to the next answer; 0 when no probe
+    failed), and when it answered after the stop had finished, counted from the stop's start."""
+    holder: str
+    stop_seconds: float
+    outage_seconds: float
+    answered_after_stop_seconds: float
+
+    def __str__(self):
+        return (f"{self.holder} stopped in {self.stop_seconds:.1f} s; the API did not answer through the VIP "
+                f"for {self.outage_seconds:.1f} s (probed every 0.2 s)")
 
 
 def workload_manifest(name: str, replicas: int, image: str) -> str:
