@@ -35,7 +35,7 @@ from pyinfra.facts.systemd import SystemdStatus
 
 from cluster import load_checked
 from cluster.secrets import ClusterSecrets
-from facts.etcd import EtcdHealth, EtcdMembers
+from facts.etcd import EtcdHealth, EtcdLogLost, EtcdMembers
 from operations import etcd as ops
 
 pytestmark = pytest.mark.artifacts
@@ -93,6 +93,11 @@ class LocalMembers:
                 return fact.process(out) if out else fact.default()
             if cls is Directory:
                 return {"user": "root", "group": "root", "mode": 700} if os.path.isdir(kwargs["path"]) else None
+            if cls is EtcdLogLost:  # the member's log file plays its journal
+                fact, journal = cls(), "journalctl -u etcd -o cat --no-pager -n 2000"
+                assert journal in fact.command()
+                command = fact.command().replace(journal, f"tail -n 2000 {self.root / f'{name}.log'}")
+                return fact.process(self.sh(command, check=False).stdout.splitlines())
             if cls is SystemdStatus:
                 return {"etcd.service": self.running(name)}
             if cls is FileContents:
