@@ -73,7 +73,7 @@ class Etcd:
 
     members: tuple
     token: str
-    data_dir: str = "/var/lib/etcd"
+    data_dir: str = "/var/lib/kubeha-etcd"
     pki_dir: str = "/etc/etcd/pki"
 
     def __str__(self):
@@ -113,7 +113,7 @@ class Etcd:
         return ",".join(f"{name}={url}" for name, url in pairs)
 
 
-def from_cluster(cluster, inventory_names, client_port=2379, peer_port=2380, data_dir="/var/lib/etcd",
+def from_cluster(cluster, inventory_names, client_port=2379, peer_port=2380, data_dir="/var/lib/kubeha-etcd",
                  pki_dir="/etc/etcd/pki"):
     """The Etcd of a cluster file; `inventory_names` maps a node's name to its pyinfra host."""
     members = tuple(

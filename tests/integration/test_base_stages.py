@@ -125,7 +125,7 @@ def test_a_member_whose_data_dir_was_wiped_is_replaced_by_the_etcd_stage(deploye
     first, wiped = members[0], members[-1]
     etcdctl = ETCDCTL.format(endpoints=",".join(f"https://{h.address}:2379" for h in members))
     lab.ssh(first, f"{etcdctl} put kubeha-test before-the-wipe")
-    lab.sudo(wiped.name, "systemctl stop etcd && rm -rf /var/lib/etcd/member && "
+    lab.sudo(wiped.name, "systemctl stop etcd && rm -rf /var/lib/kubeha-etcd/member && "
                          f"sed -i 's/^INITIAL_CLUSTER_STATE=.*/INITIAL_CLUSTER_STATE={started_as}/' "
                          "/etc/etcd/initial-cluster.env && systemctl start --no-block etcd")
     failed = wait_until(lambda: fails_with in lab.sudo(
@@ -141,5 +141,5 @@ def test_a_member_whose_data_dir_was_wiped_is_replaced_by_the_etcd_stage(deploye
     assert not any(m.get("isLearner") for m in listed)
     assert lab.ssh(wiped.name, f"{ETCDCTL.format(endpoints=f'https://{wiped.address}:2379')} get kubeha-test "
                                "--print-value-only --consistency=s").stdout.strip() == "before-the-wipe"
-    assert lab.sudo(wiped.name, "ls /var/lib/etcd").stdout.split().count("member") == 1
+    assert lab.sudo(wiped.name, "ls /var/lib/kubeha-etcd").stdout.split().count("member") == 1
     assert run_pyinfra("tasks/etcd.py", lab.cluster_file, state)[0] == {}

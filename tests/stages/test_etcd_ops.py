@@ -221,7 +221,7 @@ def test_a_removed_member_holding_data_moves_it_aside_then_joins():
     cluster = Cluster(cp3=host_facts(members=THREE[:2], health=ALL_UP, data=True, active=True))
     commands = cluster.run(ops.join, "cp3", etcd=ETCD, member="cp3", applied="h")
     assert commands[0] == "systemctl stop etcd"
-    assert commands[1].startswith("mv /var/lib/etcd/member /var/lib/etcd/member.removed-")
+    assert commands[1].startswith("mv /var/lib/kubeha-etcd/member /var/lib/kubeha-etcd/member.removed-")
     assert "member add cp3" in commands[2]
     assert_shell_syntax(commands)
 

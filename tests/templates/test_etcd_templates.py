@@ -54,7 +54,7 @@ def test_every_member_gets_tls_everywhere_and_its_own_addresses(name, tmp_path):
         address = member.address
         assert program == "/usr/local/bin/etcd"
         assert given["name"] == member.name
-        assert given["data-dir"] == "/var/lib/etcd"
+        assert given["data-dir"] == "/var/lib/kubeha-etcd"
         assert given["listen-client-urls"] == f"https://{address}:2379,https://127.0.0.1:2379"
         assert given["advertise-client-urls"] == f"https://{address}:2379"
         assert given["listen-peer-urls"] == given["initial-advertise-peer-urls"] == f"https://{address}:2380"
