@@ -10,7 +10,8 @@ Kubernetes binaries.
 --full: for each cluster file (default: the lab's HA and compact layouts), the whole deploy.py
 on fresh lab machines, as the e2e tier runs it: `--dry` on the fresh machines, the deploy, a
 no-op re-run, `--dry` on the converged cluster, and the VIP failover (the VIP holder's machine
-stopped; for how long the API did not answer through the VIP, probed every 0.2 s). Needs the artifacts built.
+stopped cleanly, then its link cut; for how long the API did not answer through the VIP, probed
+every 0.2 s). Needs the artifacts built.
 """
 
 import argparse
@@ -50,16 +51,18 @@ def stage_figures(cluster_file, stages):
 def full_figures(cluster_file):
     """The e2e tier's own harness (tests/e2e/e2e_cluster.py), timed."""
     sys.path[:0] = [str(PROJECT / "tests" / "e2e"), str(PROJECT / "tests"), str(PROJECT)]
-    from e2e_cluster import DeployedCluster
+    from e2e_cluster import DeployedCluster, wait_until
 
     cluster = DeployedCluster.fresh(Path(cluster_file), Path(tempfile.mkdtemp(prefix="kubeha-bench-")))
     cluster.timed("no-op re-run", cluster.deploy)
     cluster.timed("--dry on the converged cluster", lambda: cluster.deploy(dry=True))
-    failover = cluster.stop_vip_holder()
-    cluster.start(failover.holder)
     figures = [(f"{cluster.name}: {what}", seconds) for what, seconds in cluster.times.items()]
-    figures.append((f"{cluster.name}: stopping the VIP holder {failover.holder}", failover.stop_seconds))
-    figures.append((f"{cluster.name}: the API not answering through the VIP meanwhile", failover.outage_seconds))
+    for fault in ("stop", "cut"):  # a clean shutdown, then what looks like a crash
+        assert wait_until(lambda: cluster.all_ready(cluster.nodes), 240, interval=5), "the cluster did not recover"
+        failover = cluster.stop_vip_holder(fault)
+        cluster.start(failover.holder)
+        figures.append((f"{cluster.name}: `lab {fault}` of the VIP holder {failover.holder}", failover.stop_seconds))
+        figures.append((f"{cluster.name}: the API not answering through the VIP meanwhile", failover.outage_seconds))
     return figures
 
 

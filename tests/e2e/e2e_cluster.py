@@ -43,7 +43,7 @@ class DeployedCluster:
     plan: dict = field(default_factory=dict)
     changes: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
-    stopped: set = field(default_factory=set)
+    stopped: dict = field(default_factory=dict)  # machine: how it was taken away
 
     @classmethod
     def fresh(cls, cluster_file: Path, state_dir: Path) -> "DeployedCluster":
@@ -98,13 +98,15 @@ class DeployedCluster:
 
     # ---- the machines -----------------------------------------------------------------------
 
-    def stop(self, name: str) -> None:
-        self.lab.cli("stop", name)
-        self.stopped.add(name)
+    def stop(self, name: str, fault: str = "stop") -> None:
+        """Takes a machine away: `stop` shuts it down cleanly, `cut` cuts its network link (to
+        the others it looks like a crash)."""
+        self.lab.cli(fault, name)
+        self.stopped[name] = fault
 
     def start(self, name: str) -> None:
-        self.lab.cli("start", name)
-        self.stopped.discard(name)
+        """Brings back a machine `stop` took away."""
+        self.lab.cli({"stop": "start", "cut": "heal"}[self.stopped.pop(name, "stop")], name)
 
     @property
     def vip(self) -> str:
@@ -198,9 +200,10 @@ class DeployedCluster:
         return [h for h in candidates
                 if f" {self.vip}/" in self.lab.ssh(h, "ip -o -4 addr show", check=False).stdout]
 
-    def stop_vip_holder(self) -> "Failover":
-        """Stops the machine holding the VIP while the API is probed through the VIP every 0.2 s
-        from another thread; the machine stays stopped. See Failover for what is measured."""
+    def stop_vip_holder(self, fault: str = "stop") -> "Failover":
+        """Takes the machine holding the VIP away (`stop` or `cut`, see stop()) while the API is
+        probed through the VIP every 0.2 s from another thread; the machine stays away. See
+        Failover for what is measured."""
         holders = wait_until(self.vip_holders, 60)
         assert len(holders) == 1, f"the VIP is held by {holders}"
         assert wait_until(self.api_answers_through_vip, 60), "the API does not answer through the VIP"
@@ -215,7 +218,7 @@ class DeployedCluster:
         started = time.monotonic()
         prober.start()
         try:
-            self.stop(holders[0])
+            self.stop(holders[0], fault)
             stopped = time.monotonic()
             assert wait_until(lambda: any(ok for at, ok in probes if at > stopped), 180, interval=0.2), \
                 f"the API does not answer through the VIP since {holders[0]} stopped"
@@ -224,7 +227,7 @@ class DeployedCluster:
             prober.join()
         first_failure = next((at for at, ok in probes if not ok), None)
         back = next((at for at, ok in probes if ok and first_failure is not None and at > first_failure), None)
-        return Failover(holders[0], stopped - started,
+        return Failover(holders[0], fault, stopped - started,
                         0.0 if first_failure is None else back - first_failure,
                         next(at for at, ok in probes if ok and at > stopped) - started)
 
@@ -235,12 +238,13 @@ class Failover:
     answer through the VIP (from the first failed probe to the next answer; 0 when no probe
     failed), and when it answered after the stop had finished, counted from the stop's start."""
     holder: str
+    fault: str
     stop_seconds: float
     outage_seconds: float
     answered_after_stop_seconds: float
 
     def __str__(self):
-        return (f"{self.holder} stopped in {self.stop_seconds:.1f} s; the API did not answer through the VIP "
+        return (f"{self.holder} {self.fault}: took {self.stop_seconds:.1f} s; the API did not answer through the VIP "
                 f"for {self.outage_seconds:.1f} s (probed every 0.2 s)")
 
 
