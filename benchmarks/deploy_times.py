@@ -51,7 +51,8 @@ def stage_figures(cluster_file, stages):
 def full_figures(cluster_file):
     """The e2e tier's own harness (tests/e2e/e2e_cluster.py), timed."""
     sys.path[:0] = [str(PROJECT / "tests" / "e2e"), str(PROJECT / "tests"), str(PROJECT)]
-    from e2e_cluster import DeployedCluster, wait_until
+    from e2e_cluster import DeployedCluster
+    from support import wait_until
 
     cluster = DeployedCluster.fresh(Path(cluster_file), Path(tempfile.mkdtemp(prefix="kubeha-bench-")))
     cluster.timed("no-op re-run", cluster.deploy)

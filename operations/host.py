@@ -14,6 +14,7 @@ from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, operation
 from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import Arch, Command, LinuxDistribution, Selinux
+from pyinfra.operations import systemd
 
 from cluster import downloads
 from cluster.context import ARCH_NAMES
@@ -454,8 +455,6 @@ def packaged_service_off(service, started_by_package):
     """A service its package starts by itself (Debian starts a service while installing it)
     stopped and disabled. On a fresh host a --dry finds no unit yet, because the package is not
     installed; when `started_by_package`, it still announces the stop the run will make."""
-    from pyinfra.operations import systemd
-
     if not state.is_executing and not host.get_fact(UnitInstalled, unit=f"{service}.service"):
         if started_by_package:
             yield f"systemctl disable --now {shlex.quote(service)}"

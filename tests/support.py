@@ -1,5 +1,6 @@
 """Helpers shared by the tests: the shipped cluster files, made loadable on this machine."""
 
+import time
 from pathlib import Path
 
 import yaml
@@ -67,3 +68,19 @@ def run_pyinfra(deploy, cluster_file, state_dir, dry=False, inventory="inventory
             f"pyinfra failed ({result.returncode}): {results['failed_hosts']}\n{result.stderr[-5000:]}"
         changes = {op["name"]: set(op["success"]) for op in results["operations"]}
     return {name: hosts for name, hosts in changes.items() if hosts}, result.stderr
+
+
+def wait_until(condition, timeout, interval=1.0):
+    """The first truthy value of `condition()` within `timeout` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def vip_holders(lab, vip, candidates):
+    """The lab hosts among `candidates` (names) that have `vip` on an interface right now."""
+    return [name for name in candidates
+            if f" {vip}/" in lab.ssh(name, "ip -o -4 addr show", check=False).stdout]

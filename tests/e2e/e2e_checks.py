@@ -5,7 +5,8 @@ import json
 import shlex
 
 from artifacts import layout
-from e2e_cluster import wait_until, workload_manifest
+from e2e_cluster import workload_manifest
+from support import wait_until
 
 WORKLOAD = "e2e-web"
 

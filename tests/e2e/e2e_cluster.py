@@ -20,20 +20,10 @@ import yaml
 from artifacts import layout
 from cluster import load_checked
 from lab.testing import LabHandle
-from support import run_pyinfra
+from support import run_pyinfra, vip_holders, wait_until
 
 ADMIN = "/etc/kubernetes/admin.conf"
 DEPLOY = "deploy.py"
-
-
-def wait_until(condition, timeout, interval=1.0):
-    """The first truthy value of `condition()` within `timeout` seconds, else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 @dataclass
@@ -196,9 +186,8 @@ class DeployedCluster:
                 f"{host}'s apiserver did not come back"
 
     def vip_holders(self) -> list[str]:
-        candidates = self.hosts_with_role("lb") or self.hosts_with_role("control_plane")
-        return [h for h in candidates
-                if f" {self.vip}/" in self.lab.ssh(h, "ip -o -4 addr show", check=False).stdout]
+        """Who holds the VIP: an lb host (keepalived), else a control plane (kube-vip)."""
+        return vip_holders(self.lab, self.vip, self.hosts_with_role("lb") or self.hosts_with_role("control_plane"))
 
     def stop_vip_holder(self, fault: str = "stop") -> "Failover":
         """Takes the machine holding the VIP away (`stop` or `cut`, see stop()) while the API is
@@ -228,20 +217,18 @@ class DeployedCluster:
         first_failure = next((at for at, ok in probes if not ok), None)
         back = next((at for at, ok in probes if ok and first_failure is not None and at > first_failure), None)
         return Failover(holders[0], fault, stopped - started,
-                        0.0 if first_failure is None else back - first_failure,
-                        next(at for at, ok in probes if ok and at > stopped) - started)
+                        0.0 if first_failure is None else back - first_failure)
 
 
 @dataclass
 class Failover:
-    """The VIP holder's machine stopped: how long the stop took, how long the API did not
+    """The VIP holder's machine taken away: how long that took, and how long the API did not
     answer through the VIP (from the first failed probe to the next answer; 0 when no probe
-    failed), and when it answered after the stop had finished, counted from the stop's start."""
+    failed)."""
     holder: str
     fault: str
     stop_seconds: float
     outage_seconds: float
-    answered_after_stop_seconds: float
 
     def __str__(self):
         return (f"{self.holder} {self.fault}: took {self.stop_seconds:.1f} s; the API did not answer through the VIP "

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from e2e_checks import ClusterChecks, VipHolderLoss
-from e2e_cluster import wait_until
+from support import wait_until
 
 pytestmark = pytest.mark.e2e
 CLUSTER_FILE = "ha.yaml"

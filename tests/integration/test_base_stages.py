@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support import run_pyinfra
+from support import run_pyinfra, vip_holders, wait_until
 
 pytestmark = pytest.mark.lab
 DEPLOY = "tests/integration/base_stages.py"
@@ -54,25 +54,11 @@ def test_second_run_and_dry_run_change_nothing(deployed):
     assert dry == {}
 
 
-def vip_holders(lab, vip):
-    return [h.name for h in lab.config.hosts if "lb" in h.roles
-            and f" {vip}/" in lab.ssh(h, "ip -o -4 addr show", check=False).stdout]
-
-
-def wait_until(condition, timeout, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    return condition()
-
-
 def test_vip_moves_when_its_holder_stops(deployed):
     _, _, lab, _ = deployed
     (vip,) = lab.config.vips
-    holders = wait_until(lambda: vip_holders(lab, vip), 30)
+    lb_hosts = [h.name for h in lab.config.hosts if "lb" in h.roles]
+    holders = wait_until(lambda: vip_holders(lab, vip, lb_hosts), 30, interval=0.5)
     assert len(holders) == 1, f"VIP held by {holders}"
     holder = holders[0]
     for name in ("haproxy", "keepalived"):
@@ -80,7 +66,7 @@ def test_vip_moves_when_its_holder_stops(deployed):
     lab.cli("stop", holder)
     try:
         started = time.monotonic()
-        others = wait_until(lambda: [h for h in vip_holders(lab, vip) if h != holder], 30)
+        others = wait_until(lambda: [h for h in vip_holders(lab, vip, lb_hosts) if h != holder], 30, interval=0.5)
         print(f"\nVIP moved from {holder} to {others} in {time.monotonic() - started:.1f} s")
         assert others
         with socket.create_connection((vip, 6443), timeout=5):
