@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[cluster],
     )
     sub = p.add_subparsers(dest="command", metavar="CMD", required=True)
-    sub.add_parser("up", parents=[cluster], help="build or reuse the lab and boot every host")
-    d = sub.add_parser("down", parents=[cluster], help="remove everything the lab made")
+    u = sub.add_parser("up", parents=[cluster],
+                       help="build the lab, or grow the running one by the hosts the file adds; boot every host")
+    u.add_argument("--prune", action="store_true",
+                   help="also remove the running lab's hosts that the cluster file no longer lists")
+    d = sub.add_parser("down", parents=[cluster], help="remove everything the lab made, or only the hosts named")
+    d.add_argument("names", nargs="*", metavar="NAME", help="remove only these hosts; the rest keeps running")
     d.add_argument("--purge", action="store_true", help="also remove the caches (base rootfs, apt) and the ssh key")
     s = sub.add_parser("status", parents=[cluster], help="show the lab; exit 0 only if all is up")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -90,6 +94,8 @@ def _check_running_lab(lab: LabConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "down" and args.names and args.purge:
+        parser.error("down --purge removes the whole lab and its caches: it takes no host names")
     try:
         lab = None
         if args.command != "down":
@@ -104,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     progress = core.Progress()
     try:
         if args.command == "up":
-            core.up(lab, progress)
+            core.up(lab, progress, prune=args.prune)
             print(core.format_status(core.status()))
+            return EXIT_OK
+        if args.command == "down" and args.names:
+            left = core.down_hosts(args.names, progress)
+            print(f"removed {', '.join(args.names)}; the lab keeps {', '.join(h.name for h in left.hosts)}")
             return EXIT_OK
         if args.command == "down":
             problems = core.down(progress, purge=args.purge)
@@ -141,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                 network.set_link(host, args.command == "heal")
             print(f"{host.name}: link {'cut' if args.command == 'cut' else 'healed'}")
         return EXIT_OK
+    except ConfigError as e:  # found only once the running lab is known (down NAME)
+        print(f"lab: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)
         return EXIT_FAIL

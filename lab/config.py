@@ -11,7 +11,7 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from . import paths
@@ -92,9 +92,31 @@ class LabConfig:
         )
 
     def fingerprint(self) -> str:
-        """Identity of what `up` builds: two configs with the same fingerprint share a lab."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """Identity of the lab as a site: its name, network, suite and ssh settings, not its
+        hosts. Two configs with the same fingerprint are the same lab, which grows by the hosts
+        one of them adds (`up`) and shrinks only when asked (`down NAME`, `up --prune`)."""
+        site = self.to_dict()
+        del site["hosts"], site["vips"]
+        blob = json.dumps(site, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def grown_by(self, wanted: "LabConfig", prune: bool = False) -> tuple["LabConfig", list[Host]]:
+        """This running lab with the hosts of WANTED (the same lab): WANTED's hosts in
+        its order, then this lab's other hosts, which are kept unless PRUNE. Returns the new
+        lab and the hosts it no longer has."""
+        wanted_names = {h.name for h in wanted.hosts}
+        others = [h for h in self.hosts if h.name not in wanted_names]
+        kept = [] if prune else others
+        grown = replace(wanted, hosts=tuple(wanted.hosts) + tuple(kept))
+        wanted_addresses = {h.address: h.name for h in wanted.hosts} | {v: "api.vip" for v in wanted.vips}
+        for h in kept:
+            if h.address in wanted_addresses:
+                raise ConfigError(
+                    f"{wanted.source}: {wanted_addresses[h.address]} has address {h.address}, which the running "
+                    f"lab's host {h.name} has: remove that host first (`python3 -m lab down {h.name}`, or "
+                    "`up --prune`)"
+                )
+        return grown, ([] if kept else others)
 
 
 def _req(mapping: dict, key: str, where: str):

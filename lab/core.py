@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
-from . import machine_apt, machines, network, paths, rootfs, services, state, sysctls
-from .config import Host, LabConfig
+from . import capacity, machine_apt, machines, network, paths, rootfs, services, state, sysctls
+from .config import ConfigError, Host, LabConfig
 from .proc import LabError, all_pids, cmdline, run, terminate
 
 
@@ -136,12 +137,28 @@ def push_images(lab: LabConfig, st: dict, progress) -> None:
     progress("images", None, "pushed")
 
 
-def up(lab: LabConfig, progress: Progress) -> dict:
+def up(lab: LabConfig, progress: Progress, prune: bool = False) -> dict:
+    """Build the lab, or grow the running one: hosts the cluster file adds are made and booted,
+    the others and their state are left alone; hosts it no longer lists stay unless PRUNE."""
     with state.lock():
         machine_apt.ensure_packages(progress)
         kill_orphan_workers(progress)
         st = state.load()
-        if st is not None and st.get("fingerprint") != lab.fingerprint():
+        same_lab = st is not None and st.get("fingerprint") == lab.fingerprint()
+        removed: list[Host] = []
+        if same_lab:
+            running = LabConfig.from_dict(st["lab"], st.get("cluster_file", ""))
+            wanted = {h.name for h in lab.hosts}
+            lab, removed = running.grown_by(lab, prune)
+            added = [h.name for h in lab.hosts if h.name not in {r.name for r in running.hosts}]
+            kept = [h.name for h in lab.hosts if h.name not in wanted]
+            if added:
+                progress("grow", None, f"adding {', '.join(added)} to the running lab {lab.name}")
+            if kept:
+                progress("grow", None, f"keeping {', '.join(kept)} (not in {lab.source}; "
+                         f"`python3 -m lab down {' '.join(kept)}` or `up --prune` removes them)")
+        need = capacity.check_memory(lab)  # before anything is taken down or made
+        if st is not None and not same_lab:
             progress("reset", None, f"the lab on this machine ({st['lab']['name']}) is not {lab.name}: taking it down")
             _teardown(st, progress, purge=False)
             st = None
@@ -152,9 +169,14 @@ def up(lab: LabConfig, progress: Progress) -> dict:
                 _teardown(None, progress, purge=False)
         if st is None:
             st = _new_state(lab)
+        capacity.raise_limits(st.setdefault("raised_sysctls", {}), progress)
+        if removed:
+            _remove_hosts(st, [h.name for h in removed], progress)
+        st["lab"] = lab.to_dict()
         st["status"] = "building"
         st["cluster_file"] = lab.source
         state.save(st)
+        progress("capacity", None, f"{len(lab.hosts)} machines, about {need} MiB once their cluster runs")
 
         network.check_no_conflict(lab)
         mirror = machine_apt.find_mirror()
@@ -183,7 +205,7 @@ def up(lab: LabConfig, progress: Progress) -> dict:
         with ThreadPoolExecutor(max_workers=3) as pool:  # copying is I/O bound
             for f in [pool.submit(create, h) for h in stale]:
                 f.result()
-        write_known_hosts(lab)
+        _list_lab_hosts(lab)
 
         to_wait: list[Host] = []
         for h in lab.hosts:
@@ -319,18 +341,9 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
             network.NETNS_DIR.rmdir()
         except OSError:
             pass
-    nspawn_dir = Path("/run/systemd/nspawn")
-    # nspawn's per-machine leftovers: it refuses to clean them where /run is not a tmpfs.
     for n in names:
-        try:
-            (nspawn_dir / "propagate" / n).rmdir()
-        except OSError:
-            pass
-        try:
-            s = rootfs.machine_dir(n).stat()
-            (nspawn_dir / "locks" / f"inode-{s.st_dev}:{s.st_ino}").unlink()
-        except OSError:
-            pass
+        _remove_nspawn_leftovers(n)
+    nspawn_dir = NSPAWN_RUN_DIR
     if st and st.get("nspawn_dir_made") and nspawn_dir.is_dir():
         for sub in ("locks", "propagate", "unix-export", "incoming", ""):
             try:
@@ -340,10 +353,16 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
 
     if st and st.get("machine_sysctls"):
         moved = sysctls.changed(st["machine_sysctls"])
-        if moved:
+        ours = st.get("raised_sysctls", {})
+        raised = {k: v for k, v in moved.items() if v[1].strip() == ours.get(k)}
+        others = {k: v for k, v in moved.items() if k not in raised}
+        if raised:
+            progress("sysctl", None, "back to the machine's own " + ", ".join(
+                f"{k} {b.strip()} -> {a.strip()}" for k, (a, b) in sorted(raised.items())))
+        if others:
             progress("sysctl", None, "WARNING: the machine's " + ", ".join(
-                f"{k} changed {a.strip()} -> {b.strip()}" for k, (a, b) in sorted(moved.items())) + ": restoring")
-            problems += [f"could not restore {k}" for k in sysctls.restore(st["machine_sysctls"], moved)]
+                f"{k} changed {a.strip()} -> {b.strip()}" for k, (a, b) in sorted(others.items())) + ": restoring")
+        problems += [f"could not restore {k}" for k in sysctls.restore(st["machine_sysctls"], moved)]
     if st and network.ip_forward() != st.get("ip_forward_before"):
         before = st["ip_forward_before"]
         progress("network", None, f"net.ipv4.ip_forward is {network.ip_forward()}, was {before}: restoring")
@@ -376,6 +395,48 @@ def _teardown(st: dict | None, progress, purge: bool) -> list[str]:
     return problems
 
 
+NSPAWN_RUN_DIR = Path("/run/systemd/nspawn")
+
+
+def _remove_nspawn_leftovers(name: str) -> None:
+    """nspawn's per-machine files, which it refuses to clean where /run is not a tmpfs."""
+    try:
+        (NSPAWN_RUN_DIR / "propagate" / name).rmdir()
+    except OSError:
+        pass
+    try:
+        s = rootfs.machine_dir(name).stat()
+        (NSPAWN_RUN_DIR / "locks" / f"inode-{s.st_dev}:{s.st_ino}").unlink()
+    except OSError:
+        pass
+
+
+def _remove_hosts(st: dict, names: list[str], progress) -> None:
+    """Power off hosts NAMES and remove everything of theirs: machine, netns and veth, cgroups,
+    pid file and log. The rest of the lab keeps running."""
+    stopped = machines.stop_many(names, st.get("cgroups", []))
+    if stopped:
+        progress("stop", None, f"powered off {', '.join(sorted(stopped))}")
+    for n in names:
+        network.delete_host_net(n)
+        for d in machines.host_cgroups(n, st.get("cgroups", [])):
+            machines.remove_cgroup_tree(d)
+        st["cgroups"] = [d for d in st.get("cgroups", []) if Path(d).name != n]
+        _remove_nspawn_leftovers(n)
+        rootfs.remove_machine(n)
+        machines.pidfile(n).unlink(missing_ok=True)
+        machines.logfile(n).unlink(missing_ok=True)
+    progress("remove", None, f"removed {', '.join(names)}: machine, network namespace, cgroups")
+
+
+def _list_lab_hosts(lab: LabConfig) -> None:
+    """known_hosts and every machine's /etc/hosts list exactly the lab's hosts."""
+    write_known_hosts(lab)
+    for h in lab.hosts:
+        if rootfs.machine_ok(lab, h):
+            rootfs.write_lab_hosts(rootfs.machine_dir(h.name), lab)
+
+
 def _remove_all(ps: list[Path]) -> None:
     """Remove several trees at once: deleting is latency-bound (3 machine copies go 4x faster
     in parallel than one after another on this disk)."""
@@ -406,6 +467,29 @@ def down(progress: Progress, purge: bool = False) -> list[str]:
     return problems
 
 
+def down_hosts(names: list[str], progress: Progress) -> LabConfig:
+    """Remove some hosts from the running lab; the others and their state stay as they are.
+    Returns the lab that is left."""
+    with state.lock():
+        st = state.load()
+        if st is None:
+            raise LabError("no lab on this machine")
+        running = LabConfig.from_dict(st["lab"], st.get("cluster_file", ""))
+        known = {h.name for h in running.hosts}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"no host {', '.join(unknown)} in lab {running.name} (hosts: "
+                           f"{', '.join(h.name for h in running.hosts)})")
+        if known <= set(names):
+            raise LabError("that is every host of the lab: `python3 -m lab down` removes the whole lab")
+        _remove_hosts(st, names, progress)
+        lab = replace(running, hosts=tuple(h for h in running.hosts if h.name not in names))
+        st["lab"] = lab.to_dict()
+        state.save(st)
+        _list_lab_hosts(lab)
+        return lab
+
+
 # ---- status ---------------------------------------------------------------------------------
 
 
@@ -424,7 +508,9 @@ def status() -> dict:
         "hosts": [],
         "leftovers": [] if st else leftovers(),
         "images_pushed": st.get("images_pushed") if st else None,
-        "machine_sysctls_changed": sorted(sysctls.changed(st.get("machine_sysctls") or {})) if st else [],
+        "machine_sysctls_changed": sorted(sysctls.changed(st.get("machine_sysctls") or {},
+                                                          st.get("raised_sysctls"))) if st else [],
+        "raised_sysctls": st.get("raised_sysctls", {}) if st else {},
         "images_push_error": st.get("images_push_error") if st else None,
     }
     br = network.link(paths.BRIDGE)
@@ -491,6 +577,9 @@ def format_status(s: dict) -> str:
     for name, v in s["services"].items():
         state_ = "listening" if v["listening"] else "NOT LISTENING"
         lines.append(f"{name:<10} {v['address']:<18} pid {v['pid'] or '-':<8} {state_}")
+    if s.get("raised_sysctls"):
+        lines.append("raised for the lab's machines (down restores them): "
+                     + ", ".join(f"{k}={v}" for k, v in sorted(s["raised_sysctls"].items())))
     if s.get("machine_sysctls_changed"):
         lines.append("WARNING: machine sysctls changed since up (down restores them): "
                      + ", ".join(s["machine_sysctls_changed"]))

@@ -234,16 +234,22 @@ def start(lab: LabConfig, host: Host, known_cgroups: list[str] | None = None) ->
 
 
 def wait_started(name: str, timeout: float = 20.0) -> None:
+    """Until the host's PID 1 runs. Its process is first the shell that moves itself into the
+    host's cgroups and then becomes nspawn: on a loaded machine that takes a while, and the
+    shell is not a machine that stopped."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if nspawn_pid(name) is None:
-            break
+        if read_pidfile(pidfile(name)) is None:
+            break  # the process is gone
         if leader_pid(name) is not None:
             return
         time.sleep(0.05)
+    raise LabError(f"{name} did not start (log {logfile(name)}):\n{log_tail(name)}")
+
+
+def log_tail(name: str, lines: int = 20) -> str:
     log = logfile(name)
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
-    raise LabError(f"{name} did not start (log {log}):\n{tail}")
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
 def stop(name: str, known_cgroups: list[str] | None = None, timeout: float = 30.0) -> bool:
@@ -352,7 +358,7 @@ def wait_ssh(lab: LabConfig, hosts: list[Host], timeout: float = 90.0, progress=
     while left:
         for h in list(left):
             if nspawn_pid(h.name) is None:
-                raise LabError(f"{h.name} stopped while booting (log {logfile(h.name)})")
+                raise LabError(f"{h.name} stopped while booting (log {logfile(h.name)}):\n{log_tail(h.name)}")
             if not port_open(h.address, 22, 0.5):
                 continue
             cp = run([*ssh_argv(lab, h), "true"], check=False, timeout=20)

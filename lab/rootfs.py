@@ -51,7 +51,7 @@ def packages(suite: str) -> list[str]:
 BASE_FORMAT = 1  # bump when the base recipe changes: cached bases of older formats are rebuilt
 BASE_MARKER = ".kubeha-lab-base.json"
 MACHINE_MARKER = ".kubeha-lab-machine.json"
-MACHINE_FORMAT = 2
+MACHINE_FORMAT = 3  # 3: the lab's hosts in a marked block of /etc/hosts, rewritten as the lab grows
 
 # Kernel features a deploy may `modprobe`. This kernel has no loadable modules: whatever is
 # built in (CONFIG_X=y) is listed in the host's modules.builtin so modprobe succeeds for it,
@@ -292,13 +292,36 @@ def host_key(name: str) -> str:
     return " ".join((machine_dir(name) / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
 
 
+LAB_HOSTS_BEGIN = "# lab hosts (written by the kubeha lab)"
+LAB_HOSTS_END = "# end of lab hosts"
+
+
+def write_lab_hosts(root: Path, lab: LabConfig) -> None:
+    """Every lab host by name in ROOT's /etc/hosts, in the lab's own block: the rest of the file
+    (the deploy's block among it) stays as it is. Done again on every machine when hosts are
+    added to or removed from a running lab."""
+    path = root / "etc/hosts"
+    lines = path.read_text().splitlines() if path.exists() else []
+    if LAB_HOSTS_BEGIN in lines and LAB_HOSTS_END in lines[lines.index(LAB_HOSTS_BEGIN):]:
+        begin = lines.index(LAB_HOSTS_BEGIN)
+        end = lines.index(LAB_HOSTS_END, begin)
+        before, after = lines[:begin], lines[end + 1:]
+    else:
+        before, after = lines, []
+    block = [LAB_HOSTS_BEGIN, *(f"{h.address}\t{h.name}" for h in lab.hosts), LAB_HOSTS_END]
+    text = "\n".join(before + block + after) + "\n"
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_name(".hosts.kubeha-lab")
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+
+
 def customize(root: Path, lab: LabConfig, host: Host, mirror: Mirror, pubkey: str) -> None:
     user = lab.ssh_user
     _write(root, "/etc/hostname", host.name + "\n")
-    hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", ""]
-    hosts += ["# lab hosts (written by the kubeha lab)"]
-    hosts += [f"{h.address}\t{h.name}" for h in lab.hosts]
-    _write(root, "/etc/hosts", "\n".join(hosts) + "\n")
+    _write(root, "/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\n")
+    write_lab_hosts(root, lab)
     _write(root, "/etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
     _write(root, "/etc/default/locale", "LANG=C.UTF-8\n")
     # No DNS leaves the lab: the gateway answers DNS queries with "port unreachable" at once.

@@ -1,8 +1,9 @@
 """The machine's global sysctls (kernel.*, vm.*, fs.*), watched for the lab's lifetime.
 
 Inside a host these are read-only (see rootfs.INIT_SCRIPT), but a process that mounts a fresh
-procfs in a host (a privileged pod does) reaches the machine's real ones. So `up` records them,
-`status` reports any that changed and `down` puts them back."""
+procfs in a host (a privileged pod does) reaches the machine's real ones. So `up` records them
+before it changes anything, `status` reports any that changed (other than the limits the lab
+raises itself, capacity.py) and `down` puts them all back."""
 
 from __future__ import annotations
 
@@ -38,17 +39,28 @@ def snapshot() -> dict[str, str]:
     return values
 
 
-def changed(before: dict[str, str]) -> dict[str, tuple[str, str]]:
+def changed(before: dict[str, str], ours: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """{key: (recorded, now)} of the values that moved since BEFORE was recorded, leaving out
+    OURS ({key: value the lab itself set}, see capacity.py) while they still hold that value."""
     now = snapshot()
-    return {k: (v, now[k]) for k, v in before.items() if k in now and now[k] != v}
+    ours = ours or {}
+    return {
+        k: (v, now[k])
+        for k, v in before.items()
+        if k in now and now[k] != v and now[k].strip() != ours.get(k)
+    }
 
 
 def restore(before: dict[str, str], keys) -> list[str]:
-    """Write the recorded values of KEYS back; returns the keys that could not be."""
+    """Write the recorded values of KEYS back and read them again; returns the keys that do
+    not hold their recorded value afterwards."""
     failed = []
     for k in keys:
+        path = Path("/proc/sys/" + k.replace(".", "/"))
         try:
-            Path("/proc/sys/" + k.replace(".", "/")).write_text(before[k])
+            path.write_text(before[k])
+            if path.read_text().split() != before[k].split():
+                failed.append(k)
         except OSError:
             failed.append(k)
     return failed

@@ -2,6 +2,7 @@
 parsing. Needs no root and starts nothing."""
 
 import copy
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import config, machine_apt
+from lab import capacity, config, machine_apt, rootfs
 from lab.config import ConfigError
+from lab.proc import LabError
 
 REPO = Path(__file__).resolve().parents[2]
 HA = REPO / "lab" / "clusters" / "ha.yaml"
@@ -135,7 +137,7 @@ def lab_cli(*args, env=None):
         (["kill", "cp1"], "required: service"),
         (["cut"], "required: name"),
         (["status", "--bogus"], "unrecognized arguments: --bogus"),
-        (["down", "extra"], "unrecognized arguments: extra"),
+        (["down", "w1", "--purge"], "it takes no host names"),
     ],
 )
 def test_usage_errors_exit_2(args, message):
@@ -243,3 +245,55 @@ def test_apt_requirements_file_lists_what_up_installs():
     pkgs = machine_apt.required_packages()
     for p in ("debootstrap", "systemd-container", "iptables", "docker-registry", "openssh-client"):
         assert p in pkgs
+
+
+# ---- a lab that grows, and what it needs of the machine ----------------------------------------
+
+
+def _with_hosts(lab, *hosts):
+    return dataclasses.replace(lab, hosts=tuple(config.Host(*h) for h in hosts))
+
+
+def test_fingerprint_is_the_site_not_its_hosts():
+    ha = config.load(HA)
+    assert _with_hosts(ha, ("w9", "10.123.0.99", ("worker",))).fingerprint() == ha.fingerprint()
+    assert dataclasses.replace(ha, suite="bookworm").fingerprint() != ha.fingerprint()
+
+
+def test_a_running_lab_grows_by_the_hosts_a_file_adds_and_keeps_the_others():
+    running = _with_hosts(config.load(HA), ("a", "10.123.0.51", ()), ("b", "10.123.0.52", ()))
+    wanted = _with_hosts(running, ("b", "10.123.0.52", ()), ("c", "10.123.0.53", ()))
+    grown, removed = running.grown_by(wanted)
+    assert [h.name for h in grown.hosts] == ["b", "c", "a"] and removed == []
+    pruned, removed = running.grown_by(wanted, prune=True)
+    assert [h.name for h in pruned.hosts] == ["b", "c"] and [h.name for h in removed] == ["a"]
+
+
+def test_a_kept_host_whose_address_the_file_gives_another_host_is_refused():
+    running = _with_hosts(config.load(HA), ("a", "10.123.0.51", ()))
+    wanted = _with_hosts(running, ("new", "10.123.0.51", ()))
+    with pytest.raises(ConfigError, match=r"new has address 10.123.0.51, which the running lab's host a has"):
+        running.grown_by(wanted)
+    assert [h.name for h in running.grown_by(wanted, prune=True)[0].hosts] == ["new"]
+
+
+def test_a_lab_that_does_not_fit_in_memory_is_refused_with_the_numbers():
+    ha = config.load(HA)
+    need = capacity.check_memory(ha, total_mib=24 * 1024)
+    assert need == sum(capacity.machine_mib(h.roles) for h in ha.hosts)
+    big = _with_hosts(ha, *((f"cp{i}", f"10.123.0.{100 + i}", ("control_plane", "etcd")) for i in range(30)))
+    with pytest.raises(LabError, match=r"30 machines need about \d+ MiB .* this machine has 24576 MiB"):
+        capacity.check_memory(big, total_mib=24 * 1024)
+
+
+def test_the_lab_hosts_block_of_etc_hosts_follows_the_lab_and_keeps_the_rest(tmp_path):
+    (tmp_path / "etc").mkdir()
+    hosts = tmp_path / "etc/hosts"
+    ha = config.load(HA)
+    hosts.write_text("127.0.0.1\tlocalhost\n")
+    rootfs.write_lab_hosts(tmp_path, ha)
+    hosts.write_text(hosts.read_text() + "# BEGIN kubeha cluster hosts\n10.123.0.10 api\n# END kubeha cluster hosts\n")
+    rootfs.write_lab_hosts(tmp_path, _with_hosts(ha, ("w9", "10.123.0.99", ())))
+    assert hosts.read_text() == ("127.0.0.1\tlocalhost\n" + rootfs.LAB_HOSTS_BEGIN + "\n10.123.0.99\tw9\n"
+                                 + rootfs.LAB_HOSTS_END + "\n# BEGIN kubeha cluster hosts\n10.123.0.10 api\n"
+                                 "# END kubeha cluster hosts\n")

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+import yaml
+
+from lab import capacity, paths
+from lab.testing import LabHandle
 
 pytestmark = pytest.mark.lab
 
@@ -282,10 +285,36 @@ def test_hosts_show_the_values_kubelet_wants(lab):
         assert got == want, h.name
 
 
-def test_machine_kernel_vm_fs_sysctls_unchanged(lab):
+def test_machine_sysctls_unchanged_but_the_limits_the_lab_raises(lab):
+    raised = lab.status()["raised_sysctls"]
+    assert set(raised) <= set(capacity.RAISED_SYSCTLS)
     after = machine_sysctls()
-    changed = {k: (v, after.get(k)) for k, v in SYSCTLS_BEFORE.items() if after.get(k) != v}
+    for key, minimum in capacity.RAISED_SYSCTLS.items():
+        assert int(after[key]) >= minimum
+    changed = {k: (v, after.get(k)) for k, v in SYSCTLS_BEFORE.items() if after.get(k) != v and k not in raised}
     assert not changed
+
+
+def test_down_puts_the_machines_own_limits_back(lab):
+    """From limits below what the lab needs (set here, then put back): `up` raises them and
+    `down` restores exactly the values it found."""
+    lab.down()
+    original = {key: proc_sys(key) for key in capacity.RAISED_SYSCTLS}
+    try:
+        for key, minimum in capacity.RAISED_SYSCTLS.items():
+            capacity.sysctl_path(key).write_text(str(min(int(original[key]), minimum // 2)))
+        low = {key: proc_sys(key) for key in capacity.RAISED_SYSCTLS}
+        out = lab.up().stdout
+        for key, minimum in capacity.RAISED_SYSCTLS.items():
+            assert f"{key} {low[key]} -> {minimum}" in out
+            assert int(proc_sys(key)) == minimum
+        assert lab.healthy()  # the lab's own changes are not reported as the machine's
+        assert "back to the machine's own" in lab.down().stdout
+        assert {key: proc_sys(key) for key in capacity.RAISED_SYSCTLS} == low
+    finally:
+        for key, value in original.items():
+            capacity.sysctl_path(key).write_text(value)
+    lab.up()
 
 
 # ---- fault commands ---------------------------------------------------------------------------------
@@ -396,3 +425,67 @@ def test_up_repairs_a_half_broken_lab(lab):
     assert lab.healthy()
     for h in (victim, other, lab.hosts[5]):
         lab.ssh(h, "true")
+
+
+def test_stop_start_cut_and_heal_in_any_order_and_again(lab):
+    """Every start ends with ssh answering, whatever came before it."""
+    h, other = lab.hosts[0], lab.hosts[1]
+    steps = ["stop", "start"] * 6 + ["cut", "stop", "start", "heal", "stop", "cut", "start", "heal",
+                                     "cut", "heal", "stop", "start"]
+    link_cut = False
+    try:
+        for i, step in enumerate(steps):
+            lab.cli(step, h.name)
+            link_cut = {"cut": True, "heal": False}.get(step, link_cut)
+            if step in ("start", "heal") and not link_cut:
+                assert wait_for_ssh(lab, h, 60), f"no ssh on {h.name} after step {i} ({step}) of {steps}"
+        lab.ssh(other, "true")
+    finally:
+        lab.cli("heal", h.name, check=False)
+        lab.cli("start", h.name, check=False)
+
+
+def wait_for_ssh(lab, host, timeout):
+    deadline = time.monotonic() + timeout
+    while lab.ssh(host, "true", check=False, timeout=30).returncode != 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+# ---- a lab that grows ---------------------------------------------------------------------------
+
+
+def test_up_with_an_added_host_grows_the_running_lab_and_down_name_shrinks_it(lab, tmp_path):
+    doc = yaml.safe_load(lab.cluster_file.read_text())
+    doc["hosts"].append({"name": "extra1", "address": "10.123.0.250", "roles": ["worker"]})
+    grown_file = tmp_path / "grown.yaml"
+    grown_file.write_text(yaml.safe_dump(doc))
+    grown = LabHandle(grown_file)
+    leaders = {h["name"]: h["leader"] for h in lab.status()["hosts"]}
+    first = lab.hosts[0]
+
+    t0 = time.monotonic()
+    out = lab.cli("up", cluster=grown_file).stdout
+    print(f"\nadding a machine to the running lab: {time.monotonic() - t0:.1f} s")
+    assert "adding extra1 to the running lab" in out
+    hosts = {h["name"]: h for h in lab.status()["hosts"]}
+    assert {n: hosts[n]["leader"] for n in leaders} == leaders, "a running machine was restarted"
+    assert hosts["extra1"]["machine"] == "running" and hosts["extra1"]["ssh"]
+    assert grown.ssh("extra1", "hostname").stdout.strip() == "extra1"
+    assert lab.ssh(first, "getent hosts extra1").stdout.split()[0] == "10.123.0.250"
+
+    # the file without it: the machine stays until asked
+    out = lab.up().stdout
+    assert "keeping extra1" in out and "down extra1" in out
+    assert {h["name"] for h in lab.status()["hosts"]} == set(leaders) | {"extra1"}
+
+    out = lab.cli("down", "extra1").stdout
+    assert "removed extra1" in out
+    hosts = {h["name"]: h for h in lab.status()["hosts"]}
+    assert set(hosts) == set(leaders)
+    assert {n: hosts[n]["leader"] for n in leaders} == leaders
+    assert not (paths.MACHINES / "extra1").exists()
+    assert lab.ssh(first, "getent hosts extra1", check=False).returncode != 0
+    assert lab.healthy()
