@@ -1,7 +1,7 @@
 """The cluster definition, loaded from its YAML file and filled from the schema's defaults.
 
-`load(path)` returns a Cluster and the list of problems found while reading it; preflight adds
-the checks that need the whole picture. Nothing here touches a host.
+`load(path)` returns a Cluster and the list of problems found while reading it; validation
+(cluster/validation.py) adds the checks that need the whole picture. Nothing here touches a host.
 """
 
 import difflib

@@ -1,7 +1,7 @@
 """Every knob of the cluster file: its default, its allowed values and what it means.
 
-This table is the single source of defaults. The loader fills missing keys from it, preflight
-checks values against it, and the README's defaults table is generated from it (a test keeps
+This table is the single source of defaults. The loader fills missing keys from it and checks
+values against it, and the README's defaults table is generated from it (a test keeps
 the two in step).
 """
 

@@ -1,6 +1,7 @@
-"""Preflight: every check of the cluster definition that needs no host, reported together.
+"""Validation of the cluster file: every check of the cluster definition that needs no host,
+reported together, before any host is touched.
 
-`check(path)` returns the loaded Cluster and every problem found, each naming its field.
+`validate(path)` returns the loaded Cluster and every problem found, each naming its field.
 Nothing here connects anywhere.
 """
 
@@ -252,7 +253,7 @@ def check_downloads(cluster):
 CHECKS = (check_settings, check_hosts, check_groups, check_api, check_networks, check_versions, check_downloads)
 
 
-def check(path):
+def validate(path):
     """Loads the cluster file and runs every check. Returns (Cluster or None, [Problem])."""
     cluster, problems = load(path)
     if cluster is None:

@@ -1,4 +1,4 @@
-"""Every preflight case: a cluster file with one mistake is refused, naming the field."""
+"""Every case of the cluster file's validation: a cluster file with one mistake is refused, naming the field."""
 
 import copy
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.preflight import check
+from cluster.validation import validate
 from support import CLUSTER_FILES, local_copy
 
 
@@ -19,7 +19,7 @@ def base(tmp_path):
 def problems_for(data, tmp_path):
     path = tmp_path / "case.yaml"
     path.write_text(yaml.safe_dump(data))
-    _, problems = check(path)
+    _, problems = validate(path)
     return problems
 
 
@@ -149,7 +149,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_preflight_case(case, base, tmp_path):
+def test_validation_case(case, base, tmp_path):
     change, field, message = CASES[case]
     data = copy.deepcopy(base)
     change(data)
@@ -163,7 +163,7 @@ def test_there_are_at_least_thirty_cases():
 
 
 def test_every_shipped_cluster_file_passes(any_cluster_file):
-    _, problems = check(any_cluster_file)
+    _, problems = validate(any_cluster_file)
     assert problems == []
 
 
@@ -177,13 +177,13 @@ def test_all_problems_are_reported_together(base, tmp_path):
 
 
 def test_unreadable_and_invalid_files(tmp_path):
-    assert "cannot read" in check(tmp_path / "missing.yaml")[1][0].message
+    assert "cannot read" in validate(tmp_path / "missing.yaml")[1][0].message
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    assert "not valid YAML" in check(bad)[1][0].message
+    assert "not valid YAML" in validate(bad)[1][0].message
     listing = tmp_path / "list.yaml"
     listing.write_text("- a\n- b\n")
-    assert "mapping" in check(listing)[1][0].message
+    assert "mapping" in validate(listing)[1][0].message
 
 
 def test_inventory_refuses_a_bad_file_before_touching_any_host(base, tmp_path):
