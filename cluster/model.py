@@ -125,6 +125,62 @@ class ClusterFileError(Exception):
         super().__init__("\n".join(lines))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml's SafeLoader, which also lists every key given twice in one mapping: plain YAML keeps
+    the last one silently, so a second `api:` block would quietly replace the first."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.duplicate_keys = []  # (field, first line, second line)
+
+    def construct_document(self, node):
+        self.duplicate_keys += _duplicate_keys(node, "", set())
+        return super().construct_document(node)
+
+
+def _parse(text):
+    """The YAML document in `text`, and (field, first line, second line) of each key given twice."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data(), loader.duplicate_keys
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node, where, seen_nodes):
+    """(field, first line, second line) of each key given twice, at any depth under `node`.
+    Fields are named as in the other problems: `api.port`, `hosts[w1].address`."""
+    if id(node) in seen_nodes:  # an alias: its anchor's node was walked already
+        return []
+    seen_nodes.add(id(node))
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        first_lines = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            field = f"{where}.{key_node.value}" if where else key_node.value
+            line = key_node.start_mark.line + 1
+            if key_node.value in first_lines:
+                found.append((field, first_lines[key_node.value], line))
+            else:
+                first_lines[key_node.value] = line
+            found += _duplicate_keys(value_node, field, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += _duplicate_keys(item, f"{where}[{_item_name(item) or index}]", seen_nodes)
+    return found
+
+
+def _item_name(node):
+    """The `name:` of a list item given as a mapping (hosts are named by it), else None."""
+    if isinstance(node, yaml.MappingNode):
+        names = [value.value for key, value in node.value
+                 if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode)]
+        return names[-1] if names else None
+    return None
+
+
 def _suggest(key, allowed):
     close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -282,13 +338,18 @@ def load(path):
     path = Path(path)
     problems = []
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as error:
         return None, [Problem(str(path), f"cannot read the cluster file: {error.strerror}")]
+    try:
+        raw, duplicate_keys = _parse(text)
     except yaml.YAMLError as error:
         return None, [Problem(str(path), f"is not valid YAML: {error}")]
     if not isinstance(raw, dict):
         return None, [Problem(str(path), "must be a YAML mapping")]
+    for where, first, second in duplicate_keys:
+        lines = f"on line {first}" if first == second else f"(lines {first} and {second})"
+        problems.append(Problem(where, f"is given twice {lines}: YAML would keep only the last one; remove the other"))
     settings = _read_knobs(raw, problems)
     hosts = _read_hosts(raw.get("hosts"), settings["ssh"], problems)
     return Cluster(source=path, hosts=hosts, settings=settings), problems

@@ -158,6 +158,44 @@ def test_validation_case(case, base, tmp_path):
         f"expected {field}: ...{message}... in {[str(p) for p in problems]}"
 
 
+def text_edit(old, new):
+    """A change to the cluster file's text, for mistakes the data cannot hold (a key given twice)."""
+    def change(text):
+        assert old in text, old
+        return text.replace(old, new, 1)
+    return change
+
+
+# each adds a second value for a key that already has one; YAML alone would keep the last silently
+DUPLICATE_KEY_CASES = {
+    "two api blocks": (text_edit("api:\n  interface:", "api:\n  port: 8443\napi:\n  interface:"), "api"),
+    "a key twice in a section": (text_edit("  mode: keepalived_haproxy\n", "  mode: keepalived_haproxy\n  mode: kube_vip\n"),
+                                 "api.mode"),
+    "a key twice in a host entry": (text_edit("- address: 10.123.0.31\n", "- address: 10.123.0.31\n  address: 10.123.0.39\n"),
+                                    "hosts[w1].address"),
+    "a label twice": (text_edit("kubernetes:\n", "kubernetes:\n  node_labels: {zone: a, zone: b}\n"),
+                      "kubernetes.node_labels.zone"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DUPLICATE_KEY_CASES))
+def test_a_key_given_twice_is_refused(case, base, tmp_path):
+    change, field = DUPLICATE_KEY_CASES[case]
+    path = tmp_path / "case.yaml"
+    path.write_text(change(yaml.safe_dump(base)))
+    _, problems = validate(path)
+    assert any(p.field == field and p.message.startswith("is given twice") for p in problems), \
+        f"expected {field}: is given twice... in {[str(p) for p in problems]}"
+
+
+def test_a_key_given_twice_names_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: twice\napi:\n  port: 8443\nhosts: []\napi:\n  vip: 10.0.0.10\n")
+    _, problems = validate(path)
+    assert "api: is given twice (lines 2 and 5): YAML would keep only the last one; remove the other" in \
+        [str(p) for p in problems]
+
+
 def test_there_are_at_least_thirty_cases():
     assert len(CASES) >= 30
 
