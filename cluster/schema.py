@@ -139,6 +139,11 @@ def sections():
     return result
 
 
+def yaml_text(value):
+    """A default as the cluster file would write it: `true`, `6443`, `{}`."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def markdown_table():
     """The README's defaults table (tests/test_docs.py keeps the README equal to it)."""
     rows = ["| knob | default | meaning |", "| --- | --- | --- |"]
@@ -148,7 +153,7 @@ def markdown_table():
         elif knob.default in (None, {}, []):
             default = "—"
         else:
-            default = f"`{str(knob.default).lower() if isinstance(knob.default, bool) else knob.default}`"
+            default = f"`{yaml_text(knob.default)}`"
         choices = " \\| ".join(knob.choices)
         meaning = knob.doc + (f" ({choices})" if choices else "")
         rows.append(f"| `{knob.path}` | {default} | {meaning} |")

@@ -145,6 +145,19 @@ CASES = {
     "checksums file absent": (put("offline.checksums_file", "/nonexistent/sums.yaml"), "offline.checksums_file", "does not exist"),
     "bad registry mirrors": (put("containerd.registry_mirrors", {"docker.io": "mirror"}), "containerd.registry_mirrors.docker.io", "http(s) URLs"),
     "bad node label": (put("kubernetes.node_labels", {"bad key!": "x"}), "kubernetes.node_labels.bad key!", "label key"),
+    # a key written without a value (`key:` or `key: ""`) is refused, never quietly the default
+    "empty number": (put("api.port", None), "api.port", "is empty: remove the key to use the default 6443"),
+    "empty string": (put("kubernetes.image_registry", ""), "kubernetes.image_registry",
+                     "is empty: remove the key to use the default registry.k8s.io"),
+    "empty switch": (put("prep.firewall", None), "prep.firewall", "is empty: remove the key to use the default true"),
+    "empty map": (put("kubernetes.node_labels", None), "kubernetes.node_labels", "remove the key to use the default {}"),
+    "empty list": (put("prep.packages", None), "prep.packages", "remove the key to use the default []"),
+    "empty required knob": (put("name", ""), "name", "is required"),
+    "empty section": (put("api", None), "api", "is empty: remove it"),
+    "empty host ssh": (lambda d: host(d, "w1").update(ssh=None), "hosts[w1].ssh", "is empty"),
+    "empty host ssh user": (lambda d: host(d, "w1").update(ssh={"user": ""}), "hosts[w1].ssh.user",
+                            "remove the key to use ssh.user"),
+    "empty host labels": (lambda d: host(d, "w1").update(labels=None), "hosts[w1].labels", "is empty"),
 }
 
 
@@ -203,6 +216,13 @@ def test_there_are_at_least_thirty_cases():
 def test_every_shipped_cluster_file_passes(any_cluster_file):
     _, problems = validate(any_cluster_file)
     assert problems == []
+
+
+def test_an_empty_knob_without_a_default_is_the_same_as_leaving_it_out(base, tmp_path):
+    data = copy.deepcopy(base)
+    put("offline.apt_proxy", None)(data)
+    put("ssh.known_hosts_file", "")(data)
+    assert problems_for(data, tmp_path) == []
 
 
 def test_all_problems_are_reported_together(base, tmp_path):
