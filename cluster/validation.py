@@ -47,6 +47,19 @@ def _networks(cluster):
     return result
 
 
+def _placement_problem(address, node_net):
+    """Why `address` cannot be a host's or the VIP's address in the node network, or None."""
+    address = ipaddress.ip_address(address)
+    if address.version != node_net.version:
+        return f"{address} is IPv{address.version}, network.node_cidr {node_net} is IPv{node_net.version}"
+    if address not in node_net:
+        return f"{address} is outside network.node_cidr {node_net}"
+    # a /31 or /32 has no network or broadcast address (RFC 3021)
+    if node_net.num_addresses > 2 and address in (node_net.network_address, node_net.broadcast_address):
+        return f"{address} is the network or broadcast address of network.node_cidr {node_net}, not a host's"
+    return None
+
+
 def check_hosts(cluster):
     problems = []
     seen_names, seen_addresses = {}, {}
@@ -63,8 +76,9 @@ def check_hosts(cluster):
                 problems.append(Problem(f"{where}.address",
                                         f"{host.address} is also the address of {seen_addresses[host.address]}"))
             seen_addresses[host.address] = host.name
-            if node_net and ipaddress.ip_address(host.address) not in node_net:
-                problems.append(Problem(f"{where}.address", f"{host.address} is outside network.node_cidr {node_net}"))
+            placement = node_net and _placement_problem(host.address, node_net)
+            if placement:
+                problems.append(Problem(f"{where}.address", placement))
         if "control_plane" in host.roles and "worker" in host.roles:
             problems.append(Problem(f"{where}.roles", "a control plane is not also given the worker role; "
                                     "set kubernetes.control_planes_schedulable to run workloads on it"))
@@ -124,12 +138,9 @@ def check_api(cluster):
         if not api.vip:
             problems.append(Problem("api.vip", f"is required with api.mode {mode}"))
         else:
-            vip = ipaddress.ip_address(api.vip)
-            if node_net and vip not in node_net:
-                problems.append(Problem("api.vip", f"{api.vip} is outside network.node_cidr {node_net}: "
-                                        "the hosts could not hold it"))
-            elif node_net and vip in (node_net.network_address, node_net.broadcast_address):
-                problems.append(Problem("api.vip", f"{api.vip} is the network or broadcast address"))
+            placement = node_net and _placement_problem(api.vip, node_net)
+            if placement:
+                problems.append(Problem("api.vip", placement))
             owner = next((h.name for h in cluster.hosts if h.address == api.vip), None)
             if owner:
                 problems.append(Problem("api.vip", f"{api.vip} is the address of host {owner}"))
@@ -155,6 +166,11 @@ def check_api(cluster):
 def check_networks(cluster):
     problems = []
     networks = _networks(cluster)
+    for key, network in networks.items():
+        # Calico's pool and its node address detection, IP forwarding and the VIP are set up for IPv4
+        if network.version != 4:
+            problems.append(Problem(key, f"{network} is IPv{network.version}: kubeha builds IPv4 clusters only "
+                                    "(Calico's IPv4 pool, IPv4 forwarding); use an IPv4 network"))
     names = list(networks)
     for i, first in enumerate(names):
         for second in names[i + 1:]:
