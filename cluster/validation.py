@@ -60,6 +60,20 @@ def _placement_problem(address, node_net):
     return None
 
 
+def _is_ip(value):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_dns_name(value):
+    """A lower-case DNS name whose last label is not all digits (so a mistyped IP address, like
+    10.0.0.300, is not taken for a name)."""
+    return bool(DNS_NAME_RE.match(value)) and not value.rsplit(".", 1)[-1].isdigit()
+
+
 def check_hosts(cluster):
     problems = []
     seen_names, seen_addresses = {}, {}
@@ -152,14 +166,32 @@ def check_api(cluster):
         problems.append(Problem("api.external_address", "is required with api.mode external"))
     if mode in ("external", "none") and api.vip:
         problems.append(Problem("api.vip", f"is not used with api.mode {mode}"))
+    if api.external_address and mode != "external":
+        problems.append(Problem("api.external_address", f"is not used with api.mode {mode}"))
+    elif api.external_address and not (_is_ip(api.external_address) or _is_dns_name(api.external_address)):
+        problems.append(Problem("api.external_address", f"'{api.external_address}' is neither an IP address "
+                                "nor a DNS name"))
     if mode == "none" and cluster.workers.api_access == "vip":
         problems.append(Problem("workers.api_access", "there is no VIP with api.mode none: use localhost_proxy"))
     if not 1 <= api.port <= 65535:
         problems.append(Problem("api.port", "must be between 1 and 65535"))
     if not 1 <= api.virtual_router_id <= 255:
         problems.append(Problem("api.virtual_router_id", "must be between 1 and 255"))
-    if not DNS_NAME_RE.match(api.endpoint_name or ""):
+    name = api.endpoint_name
+    if not _is_dns_name(name):
         problems.append(Problem("api.endpoint_name", "is not a DNS name"))
+    elif name == "localhost" or name.endswith(".localhost"):
+        problems.append(Problem("api.endpoint_name", f"{name} always means the host itself (RFC 6761), not "
+                                "the API's address: choose another name"))
+    elif cluster.host(name):
+        problems.append(Problem("api.endpoint_name", f"is the name of host {name}: each host's /etc/hosts "
+                                "would give it two addresses; choose another name"))
+    for index, san in enumerate(api.extra_sans):
+        if not isinstance(san, str):
+            problems.append(Problem(f"api.extra_sans[{index}]", "must be a string: an IP address or a DNS name"))
+        elif not (_is_ip(san) or _is_dns_name(san.removeprefix("*."))):
+            problems.append(Problem(f"api.extra_sans[{index}]", f"'{san}' is neither an IP address nor a DNS "
+                                    "name (a leading *. is allowed)"))
     return problems
 
 
@@ -182,7 +214,7 @@ def check_networks(cluster):
     pod = networks.get("network.pod_cidr")
     if pod and pod.version == 4 and pod.prefixlen > 24:
         problems.append(Problem("network.pod_cidr", "is smaller than one node's /24 block"))
-    if not DNS_NAME_RE.match(cluster.network.cluster_domain or ""):
+    if not _is_dns_name(cluster.network.cluster_domain):
         problems.append(Problem("network.cluster_domain", "is not a DNS name"))
     return problems
 
