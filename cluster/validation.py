@@ -34,6 +34,18 @@ CONTAINERD_MINIMUM = {
 }
 
 
+APISERVER_PORT = 6443  # each control plane's apiserver (kubeadm's bindPort)
+# What else listens on a host, by what the host runs: Kubernetes' and Calico's default ports and
+# kubeha's own (the firewall's list in operations/host.py, etcd's and haproxy's in group_data/).
+# A port the cluster file sets must not take one of them on the same host.
+KUBELET_HOST_PORTS = {179: "Calico's BGP", 5473: "Calico's Typha", 9099: "Calico Felix's health check",
+                      10248: "the kubelet's health check", 10249: "kube-proxy's metrics", 10250: "the kubelet",
+                      10256: "kube-proxy's health check"}
+CONTROL_PLANE_PORTS = {APISERVER_PORT: "the apiserver", 10257: "the controller-manager", 10259: "the scheduler"}
+ETCD_PORTS = {2379: "etcd (clients)", 2380: "etcd (peers)", 2381: "etcd's metrics"}
+LB_PORTS = {8404: "haproxy's stats page"}
+
+
 def minor(version):
     return ".".join(version.split(".")[:2])
 
@@ -134,10 +146,6 @@ def check_groups(cluster):
     if mode == "keepalived_haproxy":
         if not cluster.lb_hosts:
             problems.append(Problem("api.mode", "keepalived_haproxy needs hosts with the lb role"))
-        for host in cluster.lb_hosts:
-            if "control_plane" in host.roles and cluster.api.port == 6443:
-                problems.append(Problem("api.port", f"haproxy on control plane {host.name} cannot listen "
-                                        "on 6443, the apiserver's port: choose another (e.g. 8443)"))
     elif cluster.lb_hosts:
         problems.append(Problem("api.mode", f"hosts with the lb role are only used by keepalived_haproxy, "
                                 f"not {mode}"))
@@ -160,8 +168,6 @@ def check_api(cluster):
                 problems.append(Problem("api.vip", f"{api.vip} is the address of host {owner}"))
         if not INTERFACE_RE.match(api.interface or ""):
             problems.append(Problem("api.interface", "is not an interface name"))
-        if mode == "kube_vip" and api.port != 6443:
-            problems.append(Problem("api.port", "kube-vip serves the VIP on the apiserver's own port: use 6443"))
     elif mode == "external" and not api.external_address:
         problems.append(Problem("api.external_address", "is required with api.mode external"))
     if mode in ("external", "none") and api.vip:
@@ -171,6 +177,12 @@ def check_api(cluster):
     elif api.external_address and not (_is_ip(api.external_address) or _is_dns_name(api.external_address)):
         problems.append(Problem("api.external_address", f"'{api.external_address}' is neither an IP address "
                                 "nor a DNS name"))
+    reaches_apiserver_directly = {
+        "kube_vip": "kube-vip serves the VIP on the apiserver's own port",
+        "none": "with api.mode none the clients reach the first control plane's apiserver itself",
+    }
+    if mode in reaches_apiserver_directly and api.port != APISERVER_PORT:
+        problems.append(Problem("api.port", f"{reaches_apiserver_directly[mode]}: use {APISERVER_PORT}"))
     if mode == "none" and cluster.workers.api_access == "vip":
         problems.append(Problem("workers.api_access", "there is no VIP with api.mode none: use localhost_proxy"))
     if not 1 <= api.port <= 65535:
@@ -278,6 +290,40 @@ def check_settings(cluster):
     return problems
 
 
+def _listeners(cluster, host):
+    """(port, what listens on it, the knob that sets it or None) for everything on this host."""
+    ssh_field = "ssh.port" if host.ssh_port == cluster.ssh.port else f"hosts[{host.name}].ssh.port"
+    fixed = {}
+    if "control_plane" in host.roles or "worker" in host.roles:
+        fixed |= KUBELET_HOST_PORTS
+    if "control_plane" in host.roles:
+        fixed |= CONTROL_PLANE_PORTS
+    if "etcd" in host.roles or ("control_plane" in host.roles and cluster.etcd.topology == "stacked"):
+        fixed |= ETCD_PORTS
+    listeners = [(host.ssh_port, "sshd", ssh_field)] + [(port, who, None) for port, who in fixed.items()]
+    if "lb" in host.roles and cluster.api.mode == "keepalived_haproxy":
+        listeners += [(cluster.api.port, "haproxy", "api.port")] + [(port, who, None) for port, who in LB_PORTS.items()]
+    if cluster.uses_localhost_proxy(host):
+        listeners.append((cluster.api.port, f"the API proxy ({cluster.workers.proxy})", "api.port"))
+    return listeners
+
+
+def check_ports(cluster):
+    """A port the cluster file sets (api.port, the SSH ports) must not be one that something else
+    already listens on on the same host."""
+    clashes = {}  # (field, listener, port, other) -> names of the hosts
+    for host in cluster.hosts:
+        listeners = _listeners(cluster, host)
+        for port, listener, field in listeners:
+            for other_port, other, other_field in listeners:
+                # a clash of api.port with an SSH port is reported once, on api.port
+                if field and other_port == port and other_field not in (field, "api.port"):
+                    clashes.setdefault((field, listener, port, other), []).append(host.name)
+    return [Problem(field, f"{listener} cannot listen on {port} on {', '.join(hosts)}: {other} uses it there; "
+                    "choose another port")
+            for (field, listener, port, other), hosts in clashes.items()]
+
+
 def _lab_hint(cluster):
     """The lab makes its key, known_hosts and artifacts itself: say how."""
     return " (the lab makes it: run `make lab`)" if cluster.lab else ""
@@ -298,7 +344,8 @@ def check_downloads(cluster):
     return problems
 
 
-CHECKS = (check_settings, check_hosts, check_groups, check_api, check_networks, check_versions, check_downloads)
+CHECKS = (check_settings, check_hosts, check_groups, check_api, check_ports, check_networks, check_versions,
+          check_downloads)
 
 
 def validate(path):

@@ -65,6 +65,18 @@ def remove_hosts(*names):
     return change
 
 
+def host_ssh(name, **login):
+    def change(data):
+        host(data, name)["ssh"] = login
+    return change
+
+
+def api_mode_none(data):
+    put("api.mode", "none")(data)
+    drop("api.vip")(data)
+    remove_hosts("lb1", "lb2")(data)
+
+
 def every_role_removed(role):
     def change(data):
         for entry in data["hosts"]:
@@ -124,8 +136,9 @@ CASES = {
                                             put("api.port", 8443)(d)), "api.port", "use 6443"),
     "bad router id": (put("api.virtual_router_id", 300), "api.virtual_router_id", "between 1 and 255"),
     "bad interface": (put("api.interface", "eth 0"), "api.interface", "not an interface name"),
-    "none mode with vip access": (lambda d: (put("api.mode", "none")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d),
-                                             put("workers.api_access", "vip")(d)), "workers.api_access", "no VIP"),
+    "none mode with vip access": (lambda d: (api_mode_none(d), put("workers.api_access", "vip")(d)),
+                                  "workers.api_access", "no VIP"),
+    "none mode on another port": (lambda d: (api_mode_none(d), put("api.port", 8443)(d)), "api.port", "use 6443"),
     "external address neither ip nor name": (
         lambda d: (put("api.mode", "external")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d),
                    put("api.external_address", "lb..example.internal")(d)),
@@ -145,6 +158,20 @@ CASES = {
     "endpoint name under localhost": (put("api.endpoint_name", "api.localhost"), "api.endpoint_name", "the host itself"),
     "endpoint name a host's name": (put("api.endpoint_name", "cp2"), "api.endpoint_name", "is the name of host cp2"),
     "endpoint name an ip address": (put("api.endpoint_name", "10.123.0.10"), "api.endpoint_name", "not a DNS name"),
+    # ports: one the file sets must not be taken on the same host
+    "api port is sshd's": (put("api.port", 22), "api.port", "haproxy cannot listen on 22 on lb1, lb2: sshd"),
+    "api port is one host's ssh port": (lambda d: (put("api.port", 2222)(d), host_ssh("w1", port=2222)(d)), "api.port",
+                                        "the API proxy (haproxy) cannot listen on 2222 on w1: sshd"),
+    "api port is the kubelet's": (put("api.port", 10250), "api.port", "the kubelet uses it"),
+    "api port is kube-proxy's": (put("api.port", 10256), "api.port", "kube-proxy's health check uses it"),
+    "api port is haproxy's stats": (put("api.port", 8404), "api.port", "haproxy's stats page uses it"),
+    "api port is the scheduler's": (lambda d: (set_roles("cp1", ["control_plane", "etcd", "lb"])(d), put("api.port", 10259)(d)),
+                                    "api.port", "cannot listen on 10259 on cp1: the scheduler"),
+    "api port is etcd's": (lambda d: (set_roles("cp1", ["control_plane", "etcd", "lb"])(d), put("api.port", 2379)(d)),
+                           "api.port", "cannot listen on 2379 on cp1: etcd (clients)"),
+    "ssh port is the kubelet's": (put("ssh.port", 10250), "ssh.port", "sshd cannot listen on 10250"),
+    "a host's ssh port is etcd's": (host_ssh("cp1", port=2380), "hosts[cp1].ssh.port",
+                                    "sshd cannot listen on 2380 on cp1: etcd (peers)"),
     # networks
     "pod and service overlap": (put("network.service_cidr", "10.244.0.0/16"), "network.service_cidr", "overlaps network.pod_cidr"),
     "node and pod overlap": (put("network.pod_cidr", "10.123.0.0/16"), "network.pod_cidr", "overlaps network.node_cidr"),
