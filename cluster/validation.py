@@ -45,6 +45,16 @@ CONTROL_PLANE_PORTS = {APISERVER_PORT: "the apiserver", 10257: "the controller-m
 ETCD_PORTS = {2379: "etcd (clients)", 2380: "etcd (peers)", 2381: "etcd's metrics"}
 LB_PORTS = {8404: "haproxy's stats page"}
 
+# Accounts that a Debian/Ubuntu or RHEL-like system, the packages kubeha installs (chrony,
+# haproxy, nginx, keepalived) or kubeha itself (etcd) already have; names beginning with
+# "systemd-" or "_" are system accounts by convention. The kubectl user is made with a login
+# shell and a home holding its kubeconfig: one of these must not become that.
+SYSTEM_ACCOUNTS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+    "www-data", "backup", "list", "irc", "gnats", "nobody", "messagebus", "sshd", "polkitd", "tss",
+    "adm", "halt", "shutdown", "operator", "ftp", "dbus", "chrony", "haproxy", "nginx", "etcd",
+})
+
 
 def minor(version):
     return ".".join(version.split(".")[:2])
@@ -269,8 +279,11 @@ def check_settings(cluster):
     if not 1 <= cluster.ssh.port <= 65535:
         problems.append(Problem("ssh.port", "must be between 1 and 65535"))
     user = cluster.kubectl_user
-    if user.name and not LINUX_USER_RE.match(user.name):
+    if not LINUX_USER_RE.match(user.name):
         problems.append(Problem("kubectl_user.name", f"'{user.name}' is not a valid Linux user name"))
+    elif user.name in SYSTEM_ACCOUNTS or user.name.startswith(("systemd-", "_")):
+        problems.append(Problem("kubectl_user.name", f"'{user.name}' is a system account: the deploy would give "
+                                "it a login shell and a kubeconfig; choose a user of its own (e.g. kubeops)"))
     if user.group == "system:masters":
         problems.append(Problem("kubectl_user.group", "system:masters cannot be revoked by RBAC: use "
                                 "another group and bind a role to it"))
