@@ -116,13 +116,16 @@ class Cluster:
         return Path(base) / self.name
 
 
+def report(source, problems, what):
+    """`SOURCE: N what:` and a line per problem: how errors and warnings are printed."""
+    return "\n".join([f"{source}: {len(problems)} {what}:"] + [f"  - {problem}" for problem in problems])
+
+
 class ClusterFileError(Exception):
     def __init__(self, source, problems):
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {len(problems)} problem(s) in the cluster definition:"]
-        lines += [f"  - {problem}" for problem in problems]
-        super().__init__("\n".join(lines))
+        super().__init__(report(source, problems, "problem(s) in the cluster definition"))
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -1,8 +1,9 @@
 """Validation of the cluster file: every check of the cluster definition that needs no host,
 reported together, before any host is touched.
 
-`validate(path)` returns the loaded Cluster and every problem found, each naming its field.
-Nothing here connects anywhere.
+`validate(path)` returns the loaded Cluster and every problem found, each naming its field: any
+one stops the run. `warnings_for(cluster)` says what works but is not highly available, or is
+probably not what was meant: printed, and the run goes on. Nothing here connects anywhere.
 """
 
 import ipaddress
@@ -359,6 +360,37 @@ def check_downloads(cluster):
 
 CHECKS = (check_settings, check_hosts, check_groups, check_api, check_ports, check_networks, check_versions,
           check_downloads)
+
+
+def warnings_for(cluster):
+    """What works but is not highly available, or is probably not what was meant: printed before
+    the run, which goes on. `cluster` is one that passed validate()."""
+    warnings = []
+    planes = cluster.control_planes
+    members = planes if cluster.etcd.topology == "stacked" else cluster.etcd_hosts
+    if len(planes) == 1:
+        warnings.append(Problem("hosts", f"one control plane ({planes[0].name}): the API stops whenever it does; "
+                                "three make it highly available"))
+    if len(members) == 1:
+        warnings.append(Problem("hosts", f"a single etcd member ({members[0].name}): losing it loses the "
+                                "cluster's state; three keep a majority through one failure"))
+    if cluster.api.mode == "keepalived_haproxy" and len(cluster.lb_hosts) == 1:
+        warnings.append(Problem("hosts", f"one lb host ({cluster.lb_hosts[0].name}): the VIP has no other host "
+                                "to move to; two keep the API reachable when one fails"))
+    if cluster.api.mode == "none" and len(planes) > 1:
+        warnings.append(Problem("api.mode", f"none: the control planes and kubectl reach the API through "
+                                f"{planes[0].name} only, so losing it cuts them off while the others run; "
+                                "kube_vip, keepalived_haproxy or an external load balancer avoid that"))
+    if not cluster.group("worker") and not cluster.kubernetes.control_planes_schedulable:
+        warnings.append(Problem("hosts", "no worker, and kubernetes.control_planes_schedulable is false: "
+                                "workloads have nowhere to run"))
+    user = cluster.kubectl_user
+    logins = [host.name for host in planes if host.ssh_user == user.name]
+    if logins:
+        warnings.append(Problem("kubectl_user.name", f"'{user.name}' is also the SSH login user of "
+                                f"{', '.join(logins)}, which can use sudo there and read admin.conf: its rights are "
+                                f"then more than {user.cluster_role}'s; a user of its own keeps them apart"))
+    return warnings
 
 
 def validate(path):

@@ -1,13 +1,16 @@
 """Every case of the cluster file's validation: a cluster file with one mistake is refused, naming the field."""
 
 import copy
-from pathlib import Path
+import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-from cluster.validation import validate
-from support import CLUSTER_FILES, local_copy
+from cluster import validation
+from cluster.validation import validate, warnings_for
+from support import CLUSTER_FILES, PROJECT, local_copy
 
 
 @pytest.fixture
@@ -129,7 +132,6 @@ CASES = {
     "vip outside the subnet": (put("api.vip", "10.124.0.10"), "api.vip", "outside network.node_cidr"),
     "vip is a host address": (put("api.vip", "10.123.0.21"), "api.vip", "address of host cp1"),
     "vip is the network address": (put("api.vip", "10.123.0.0"), "api.vip", "network or broadcast"),
-    "vip on the broadcast address": (put("api.vip", "10.123.0.255"), "api.vip", "network or broadcast"),
     "external without address": (lambda d: (put("api.mode", "external")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d)),
                                  "api.external_address", "is required"),
     "kube-vip on another port": (lambda d: (put("api.mode", "kube_vip")(d), remove_hosts("lb1", "lb2")(d),
@@ -139,6 +141,7 @@ CASES = {
     "none mode with vip access": (lambda d: (api_mode_none(d), put("workers.api_access", "vip")(d)),
                                   "workers.api_access", "no VIP"),
     "none mode on another port": (lambda d: (api_mode_none(d), put("api.port", 8443)(d)), "api.port", "use 6443"),
+    "vip on the broadcast address": (put("api.vip", "10.123.0.255"), "api.vip", "network or broadcast"),
     "external address neither ip nor name": (
         lambda d: (put("api.mode", "external")(d), drop("api.vip")(d), remove_hosts("lb1", "lb2")(d),
                    put("api.external_address", "lb..example.internal")(d)),
@@ -270,6 +273,57 @@ def test_a_key_given_twice_names_both_lines(tmp_path):
         [str(p) for p in problems]
 
 
+# layouts that work but are not highly available, or are probably not what was meant
+WARNING_CASES = {
+    "one control plane": (remove_hosts("cp2", "cp3"), "hosts", "one control plane (cp1)"),
+    "a single external etcd member": (lambda d: (set_roles("cp2", ["control_plane"])(d), set_roles("cp3", ["control_plane"])(d)),
+                                      "hosts", "a single etcd member (cp1)"),
+    "a single stacked etcd member": (lambda d: (put("etcd.topology", "stacked")(d), remove_hosts("cp2", "cp3")(d)),
+                                     "hosts", "a single etcd member (cp1)"),
+    "one lb host": (remove_hosts("lb2"), "hosts", "one lb host (lb1)"),
+    "no load balancer in front of the control planes": (api_mode_none, "api.mode", "through cp1 only"),
+    "nowhere to run workloads": (remove_hosts("w1", "w2"), "hosts", "workloads have nowhere to run"),
+    "kubectl user is the ssh user": (put("kubectl_user.name", "kube"), "kubectl_user.name",
+                                     "also the SSH login user of cp1, cp2, cp3"),
+    "kubectl user is one host's ssh user": (lambda d: (host_ssh("cp2", user="ops")(d), put("kubectl_user.name", "ops")(d)),
+                                            "kubectl_user.name", "also the SSH login user of cp2,"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WARNING_CASES))
+def test_warning_case(case, base, tmp_path):
+    change, field, message = WARNING_CASES[case]
+    data = copy.deepcopy(base)
+    change(data)
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cluster, problems = validate(path)
+    assert problems == [], "a warning is not fatal"
+    warnings = warnings_for(cluster)
+    assert any(w.field == field and message in w.message for w in warnings), \
+        f"expected {field}: ...{message}... in {[str(w) for w in warnings]}"
+
+
+# topology-a's kubectl user, citec, is also its SSH user (a warning, so the example still deploys)
+SHIPPED_WARNINGS = {"topology-a": ["kubectl_user.name"]}
+
+
+@pytest.mark.parametrize("name", sorted(CLUSTER_FILES))
+def test_shipped_cluster_files_warn_only_where_meant(name, tmp_path):
+    cluster, problems = validate(local_copy(CLUSTER_FILES[name], tmp_path))
+    assert problems == []
+    assert [w.field for w in warnings_for(cluster)] == SHIPPED_WARNINGS.get(name, [])
+
+
+def test_the_readme_lists_the_ports_and_accounts_refused():
+    readme = (PROJECT / "README.md").read_text()
+    ports = readme.split("- ports:")[1].split("\n- ")[0]
+    assert {int(port) for port in re.findall(r"\b\d{3,5}\b", ports)} == {
+        *validation.KUBELET_HOST_PORTS, *validation.CONTROL_PLANE_PORTS, *validation.ETCD_PORTS, *validation.LB_PORTS}
+    accounts = readme.split("or a system account:")[1].split("and any name")[0]
+    assert set(re.findall(r"`([^`]+)`", accounts)) == validation.SYSTEM_ACCOUNTS
+
+
 def test_there_are_at_least_thirty_cases():
     assert len(CASES) >= 30
 
@@ -305,16 +359,35 @@ def test_unreadable_and_invalid_files(tmp_path):
     assert "mapping" in validate(listing)[1][0].message
 
 
-def test_inventory_refuses_a_bad_file_before_touching_any_host(base, tmp_path):
-    import subprocess
-    import sys
+def load_inventory(cluster_file):
+    """Reads inventory.py and group_data/ the way pyinfra's command line does, in a fresh
+    process that connects nowhere. Returns (exit code, stderr)."""
+    code = ("from pyinfra.api import State\n"
+            "from pyinfra.context import ctx_state\n"
+            "from pyinfra_cli.inventory import make_inventory\n"
+            "with ctx_state.use(State()):\n"
+            "    make_inventory('inventory.py', cwd='.')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True,
+                            env={"KUBEHA_CLUSTER": str(cluster_file), "PATH": "/usr/bin:/bin", "PYTHONPATH": "."})
+    return result.returncode, result.stderr
 
+
+def test_inventory_refuses_a_bad_file_before_touching_any_host(base, tmp_path):
     data = copy.deepcopy(base)
     put("api.vip", "10.123.0.21")(data)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
-    project = Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-c", "import inventory"], cwd=project, capture_output=True,
-                            text=True, env={"KUBEHA_CLUSTER": str(path), "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 2
-    assert "api.vip: 10.123.0.21 is the address of host cp1" in result.stderr
+    code, stderr = load_inventory(path)
+    assert code == 2
+    assert "api.vip: 10.123.0.21 is the address of host cp1" in stderr
+
+
+def test_inventory_prints_warnings_once_and_goes_on(base, tmp_path):
+    data = copy.deepcopy(base)
+    remove_hosts("lb2")(data)
+    path = tmp_path / "one-lb.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, stderr = load_inventory(path)
+    assert code == 0, stderr
+    assert stderr.count("1 warning(s) on the cluster definition, not fatal:") == 1, stderr
+    assert stderr.count("  - hosts: one lb host (lb1)") == 1, stderr
