@@ -17,7 +17,8 @@ def cluster_file():
 
 @lru_cache(maxsize=None)
 def load_checked(path=None):
-    """The cluster of this run, validated; raises ClusterFileError listing every problem."""
+    """The cluster of this run, validated; raises ClusterFileError listing every problem. What is
+    not fatal is cluster.validation.warnings_for(cluster) (inventory.py prints it)."""
     from cluster.validation import validate
 
     path = Path(path) if path else cluster_file()
