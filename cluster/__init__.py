@@ -1,4 +1,4 @@
-"""The cluster definition: schema and defaults, loading, preflight, downloads, local state."""
+"""The cluster definition: schema and defaults, loading, validation, downloads, local state."""
 
 import os
 from functools import lru_cache
@@ -17,11 +17,12 @@ def cluster_file():
 
 @lru_cache(maxsize=None)
 def load_checked(path=None):
-    """The cluster of this run, after preflight; raises ClusterFileError listing every problem."""
-    from cluster.preflight import check
+    """The cluster of this run, validated; raises ClusterFileError listing every problem. What is
+    not fatal is cluster.validation.warnings_for(cluster) (inventory.py prints it)."""
+    from cluster.validation import validate
 
     path = Path(path) if path else cluster_file()
-    cluster, problems = check(path)
+    cluster, problems = validate(path)
     if problems:
         raise ClusterFileError(path, problems)
     return cluster

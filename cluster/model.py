@@ -1,7 +1,7 @@
 """The cluster definition, loaded from its YAML file and filled from the schema's defaults.
 
-`load(path)` returns a Cluster and the list of problems found while reading it; preflight adds
-the checks that need the whole picture. Nothing here touches a host.
+`load(path)` returns a Cluster and the list of problems found while reading it; validation
+(cluster/validation.py) adds the checks that need the whole picture. Nothing here touches a host.
 """
 
 import difflib
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from cluster.schema import HOST_KEYS, HOST_SSH_KEYS, KNOBS, ROLES, sections
+from cluster.schema import HOST_KEYS, HOST_SSH_KEYS, KNOBS, ROLES, sections, yaml_text
 
 VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -116,13 +116,72 @@ class Cluster:
         return Path(base) / self.name
 
 
+def report(source, problems, what):
+    """`SOURCE: N what:` and a line per problem: how errors and warnings are printed."""
+    return "\n".join([f"{source}: {len(problems)} {what}:"] + [f"  - {problem}" for problem in problems])
+
+
 class ClusterFileError(Exception):
     def __init__(self, source, problems):
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {len(problems)} problem(s) in the cluster definition:"]
-        lines += [f"  - {problem}" for problem in problems]
-        super().__init__("\n".join(lines))
+        super().__init__(report(source, problems, "problem(s) in the cluster definition"))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml's SafeLoader, which also lists every key given twice in one mapping: plain YAML keeps
+    the last one silently, so a second `api:` block would quietly replace the first."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.duplicate_keys = []  # (field, first line, second line)
+
+    def construct_document(self, node):
+        self.duplicate_keys += _duplicate_keys(node, "", set())
+        return super().construct_document(node)
+
+
+def _parse(text):
+    """The YAML document in `text`, and (field, first line, second line) of each key given twice."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data(), loader.duplicate_keys
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node, where, seen_nodes):
+    """(field, first line, second line) of each key given twice, at any depth under `node`.
+    Fields are named as in the other problems: `api.port`, `hosts[w1].address`."""
+    if id(node) in seen_nodes:  # an alias: its anchor's node was walked already
+        return []
+    seen_nodes.add(id(node))
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        first_lines = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            field = f"{where}.{key_node.value}" if where else key_node.value
+            line = key_node.start_mark.line + 1
+            if key_node.value in first_lines:
+                found.append((field, first_lines[key_node.value], line))
+            else:
+                first_lines[key_node.value] = line
+            found += _duplicate_keys(value_node, field, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += _duplicate_keys(item, f"{where}[{_item_name(item) or index}]", seen_nodes)
+    return found
+
+
+def _item_name(node):
+    """The `name:` of a list item given as a mapping (hosts are named by it), else None."""
+    if isinstance(node, yaml.MappingNode):
+        names = [value.value for key, value in node.value
+                 if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode)]
+        return names[-1] if names else None
+    return None
 
 
 def _suggest(key, allowed):
@@ -130,7 +189,12 @@ def _suggest(key, allowed):
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _check_kind(path, kind, value):
+def _is_empty(value):
+    """`key:` (YAML null) or `key: ""`: a key written without a value."""
+    return value is None or value == ""
+
+
+def _check_kind(kind, value):
     """Returns (value, problem or None), coercing where the YAML type is an obvious fit."""
     if value is None:
         return None, None
@@ -176,6 +240,9 @@ def _read_knobs(raw, problems):
     top_level = {knob.path for knob in KNOBS if "." not in knob.path} | {"hosts"}
     for key, value in raw.items():
         if key in allowed_sections:
+            if _is_empty(value):
+                problems.append(Problem(key, "is empty: remove it to use the defaults of its keys"))
+                continue
             if not isinstance(value, dict):
                 problems.append(Problem(key, "must be a mapping"))
                 continue
@@ -192,18 +259,21 @@ def _read_knobs(raw, problems):
             container = raw.get(section) if isinstance(raw.get(section), dict) else {}
         else:
             section, key, container = None, knob.path, raw
-        present = key in container and container[key] is not None
-        value = container[key] if present else None
-        error = None
-        if present:
-            value, error = _check_kind(knob.path, knob.kind, value)
+        value, error = container.get(key), None
+        if _is_empty(value):
+            if knob.required:
+                problems.append(Problem(knob.path, "is required"))
+            elif key in container and knob.default is not None:
+                # `key:` and `key: ""` would otherwise quietly mean the default: say so instead
+                problems.append(Problem(knob.path, f"is empty: remove the key to use the default "
+                                        f"{yaml_text(knob.default)}"))
+        else:
+            value, error = _check_kind(knob.kind, value)
             if not error and knob.choices and value not in knob.choices:
                 error = f"'{value}' is not one of: {', '.join(knob.choices)}"
             if error:
                 problems.append(Problem(knob.path, error))
-        elif knob.required:
-            problems.append(Problem(knob.path, "is required"))
-        if not present or error:
+        if _is_empty(value) or error:
             # a wrong value is reported once; the other checks go on with the default
             value = knob.default.copy() if isinstance(knob.default, (dict, list)) else knob.default
         if section:
@@ -238,7 +308,7 @@ def _read_hosts(raw_hosts, ssh, problems):
         if not isinstance(name, str) or not name:
             problems.append(Problem(f"{where}.name", "is required"))
             name = None
-        address, error = _check_kind(None, "ip", entry.get("address"))
+        address, error = _check_kind("ip", entry.get("address"))
         if error:
             problems.append(Problem(f"{where}.address", error))
         elif address is None:
@@ -250,31 +320,48 @@ def _read_hosts(raw_hosts, ssh, problems):
         for role in roles:
             if role not in ROLES:
                 problems.append(Problem(f"{where}.roles", f"unknown role '{role}'" + _suggest(role, ROLES)))
-        host_ssh = entry.get("ssh") or {}
-        if not isinstance(host_ssh, dict):
-            problems.append(Problem(f"{where}.ssh", "must be a mapping"))
-            host_ssh = {}
-        for key in host_ssh:
-            if key not in HOST_SSH_KEYS:
-                problems.append(Problem(f"{where}.ssh.{key}", "unknown key" + _suggest(key, HOST_SSH_KEYS)))
-        port, error = _check_kind(None, "int", host_ssh.get("port"))
-        if error:
-            problems.append(Problem(f"{where}.ssh.port", error))
-        labels = entry.get("labels") or {}
-        if not isinstance(labels, dict):
+        login = _read_host_login(entry.get("ssh", {}), f"{where}.ssh", problems)
+        labels = entry.get("labels", {})
+        if _is_empty(labels):
+            problems.append(Problem(f"{where}.labels", "is empty: remove the key to use the default {}"))
+            labels = {}
+        elif not isinstance(labels, dict):
             problems.append(Problem(f"{where}.labels", "must be a mapping"))
             labels = {}
-        key_path = host_ssh.get("key")
         hosts.append(Host(
             name=name,
             address=address,
             roles=tuple(role for role in roles if role in ROLES),
-            ssh_user=host_ssh.get("user") or ssh.user,
-            ssh_key=os.path.expanduser(key_path) if key_path else ssh.key,
-            ssh_port=port or ssh.port,
+            ssh_user=login.get("user", ssh.user),
+            ssh_key=login.get("key", ssh.key),
+            ssh_port=login.get("port", ssh.port),
             labels={str(k): str(v) for k, v in labels.items()},
         ))
     return hosts
+
+
+def _read_host_login(host_ssh, where, problems):
+    """A host's own `ssh:` settings, checked like the cluster's: {key: value} of those it gives."""
+    if _is_empty(host_ssh):
+        problems.append(Problem(where, "is empty: remove the key to use the cluster's ssh settings"))
+        return {}
+    if not isinstance(host_ssh, dict):
+        problems.append(Problem(where, "must be a mapping"))
+        return {}
+    login = {}
+    for key, value in host_ssh.items():
+        if key not in HOST_SSH_KEYS:
+            problems.append(Problem(f"{where}.{key}", "unknown key" + _suggest(key, HOST_SSH_KEYS)))
+        elif _is_empty(value):
+            problems.append(Problem(f"{where}.{key}", f"is empty: remove the key to use ssh.{key}"))
+        else:
+            kind = next(knob.kind for knob in KNOBS if knob.path == f"ssh.{key}")
+            value, error = _check_kind(kind, value)
+            if error:
+                problems.append(Problem(f"{where}.{key}", error))
+            else:
+                login[key] = value
+    return login
 
 
 def load(path):
@@ -282,13 +369,18 @@ def load(path):
     path = Path(path)
     problems = []
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as error:
         return None, [Problem(str(path), f"cannot read the cluster file: {error.strerror}")]
+    try:
+        raw, duplicate_keys = _parse(text)
     except yaml.YAMLError as error:
         return None, [Problem(str(path), f"is not valid YAML: {error}")]
     if not isinstance(raw, dict):
         return None, [Problem(str(path), "must be a YAML mapping")]
+    for where, first, second in duplicate_keys:
+        lines = f"on line {first}" if first == second else f"(lines {first} and {second})"
+        problems.append(Problem(where, f"is given twice {lines}: YAML would keep only the last one; remove the other"))
     settings = _read_knobs(raw, problems)
     hosts = _read_hosts(raw.get("hosts"), settings["ssh"], problems)
     return Cluster(source=path, hosts=hosts, settings=settings), problems

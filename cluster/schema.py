@@ -1,7 +1,7 @@
 """Every knob of the cluster file: its default, its allowed values and what it means.
 
-This table is the single source of defaults. The loader fills missing keys from it, preflight
-checks values against it, and the README's defaults table is generated from it (a test keeps
+This table is the single source of defaults. The loader fills missing keys from it and checks
+values against it, and the README's defaults table is generated from it (a test keeps
 the two in step).
 """
 
@@ -139,6 +139,11 @@ def sections():
     return result
 
 
+def yaml_text(value):
+    """A default as the cluster file would write it: `true`, `6443`, `{}`."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def markdown_table():
     """The README's defaults table (tests/test_docs.py keeps the README equal to it)."""
     rows = ["| knob | default | meaning |", "| --- | --- | --- |"]
@@ -148,7 +153,7 @@ def markdown_table():
         elif knob.default in (None, {}, []):
             default = "—"
         else:
-            default = f"`{str(knob.default).lower() if isinstance(knob.default, bool) else knob.default}`"
+            default = f"`{yaml_text(knob.default)}`"
         choices = " \\| ".join(knob.choices)
         meaning = knob.doc + (f" ({choices})" if choices else "")
         rows.append(f"| `{knob.path}` | {default} | {meaning} |")

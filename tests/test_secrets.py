@@ -4,12 +4,12 @@ import re
 import stat
 import subprocess
 
-from cluster.preflight import check
+from cluster.validation import validate
 from cluster.secrets import ClusterSecrets
 
 
 def test_secrets_are_private_and_made_once(any_cluster_file, state_dir):
-    cluster, _ = check(any_cluster_file)
+    cluster, _ = validate(any_cluster_file)
     secrets = ClusterSecrets(cluster).ensure()
     assert stat.S_IMODE(secrets.root.stat().st_mode) == 0o700
     for path in secrets.root.rglob("*"):
@@ -23,7 +23,7 @@ def test_secrets_are_private_and_made_once(any_cluster_file, state_dir):
 
 
 def test_ca_hash_is_what_openssl_computes(any_cluster_file, state_dir):
-    cluster, _ = check(any_cluster_file)
+    cluster, _ = validate(any_cluster_file)
     secrets = ClusterSecrets(cluster).ensure()
     public = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", str(secrets.kubernetes_ca.cert)],
                             capture_output=True, check=True).stdout
@@ -34,7 +34,7 @@ def test_ca_hash_is_what_openssl_computes(any_cluster_file, state_dir):
 
 
 def test_member_certificate_follows_its_address(any_cluster_file, state_dir, tmp_path):
-    cluster, _ = check(any_cluster_file)
+    cluster, _ = validate(any_cluster_file)
     if cluster.etcd.topology != "external":
         return
     secrets = ClusterSecrets(cluster).ensure()
@@ -44,6 +44,6 @@ def test_member_certificate_follows_its_address(any_cluster_file, state_dir, tmp
                                                 else member.address.rsplit(".", 1)[0] + ".99")
     moved_file = tmp_path / "moved.yaml"
     moved_file.write_text(text)
-    moved, _ = check(moved_file)
+    moved, _ = validate(moved_file)
     ClusterSecrets(moved).ensure()
     assert secrets.etcd_member(member, "server").cert.read_bytes() != first

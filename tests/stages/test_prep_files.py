@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cluster.preflight import check
+from cluster.validation import validate
 from cluster.render import render
 from operations import host as ops
 from support import CLUSTER_FILES, PROJECT, local_copy
@@ -45,7 +45,7 @@ def prep_constant(name):
 
 @pytest.fixture
 def loaded(any_cluster_file):
-    cluster, problems = check(any_cluster_file)
+    cluster, problems = validate(any_cluster_file)
     assert not problems, problems
     return cluster
 
@@ -136,7 +136,7 @@ def test_firewall_table_lets_only_the_cluster_reach_its_ports(tmp_path):
     connects from an address in network.node_cidr and from one outside every cluster network."""
     for name in ("nft", "unshare", "nsenter", "ip"):
         tool(name)
-    cluster, problems = check(local_copy(CLUSTER_FILES["lab-ha"], tmp_path))
+    cluster, problems = validate(local_copy(CLUSTER_FILES["lab-ha"], tmp_path))
     assert not problems, problems
     rules = tmp_path / "kubeha.nft"
     rules.write_text(nft_rules(cluster, cluster.host("cp1"))[0])

@@ -13,7 +13,7 @@ from pyinfra.api import Config, FunctionCommand, Inventory, State
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra.facts.server import Command, Selinux
 
-from cluster.preflight import check
+from cluster.validation import validate
 from facts.host import SwapState
 from operations import host as ops
 from support import CLUSTER_FILES, local_copy
@@ -139,7 +139,7 @@ def test_containerd_running_an_older_release_is_restarted(running, restarts):
 def clusters(tmp_path_factory):
     result = {}
     for name, source in CLUSTER_FILES.items():
-        cluster, problems = check(local_copy(source, tmp_path_factory.mktemp(name)))
+        cluster, problems = validate(local_copy(source, tmp_path_factory.mktemp(name)))
         assert not problems, problems
         result[name] = cluster
     return result
@@ -267,7 +267,7 @@ def test_an_external_load_balancer_named_by_dns_is_left_to_dns(tmp_path):
         "api.mode": "external", "api.vip": None, "api.external_address": "api.example.internal",
         "hosts": [{"name": "cp1", "address": "192.168.10.21", "roles": ["control_plane", "etcd"]},
                   {"name": "w1", "address": "192.168.10.31", "roles": ["worker"]}]})
-    cluster, problems = check(path)
+    cluster, problems = validate(path)
     assert not problems, problems
     assert ops.hosts_entries(cluster, cluster.host("cp1")) == ["192.168.10.21 cp1", "192.168.10.31 w1"]
     _, warnings = ops.findings(cluster, cluster.host("cp1"), facts(), {})

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cluster import kubeadm
-from cluster.preflight import check
+from cluster.validation import validate
 from cluster.secrets import ClusterSecrets
 
 
@@ -18,7 +18,7 @@ def documents(text):
 
 @pytest.fixture
 def loaded(any_cluster_file, state_dir):
-    cluster, problems = check(any_cluster_file)
+    cluster, problems = validate(any_cluster_file)
     assert problems == []
     return cluster, ClusterSecrets(cluster).ensure()
 

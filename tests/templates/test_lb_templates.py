@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cluster.preflight import check  # noqa: E402
+from cluster.validation import validate  # noqa: E402
 from cluster.render import render  # noqa: E402
 from operations import kube_vip  # noqa: E402
 
@@ -63,7 +63,7 @@ def run(args, secret=None, **kwargs):
 
 @pytest.fixture
 def loaded(any_cluster_file):
-    cluster, problems = check(any_cluster_file)
+    cluster, problems = validate(any_cluster_file)
     assert not problems, problems
     return cluster
 
@@ -175,7 +175,7 @@ def fake_tools(directory, curl_fails_for=(), holds_vip=False):
 
 @pytest.mark.parametrize("case", ["healthy", "haproxy down", "vip held, healthy", "vip held, vip dead"])
 def test_check_script_behaviour(case, tmp_path):
-    cluster, problems = check(local_lab_ha(tmp_path))
+    cluster, problems = validate(local_lab_ha(tmp_path))
     assert not problems, problems
     host = cluster.lb_hosts[0]
     script = tmp_path / "check.sh"

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from cluster.preflight import check
+from cluster.validation import validate
 from cluster.render import render
 from facts.containerd import ContainerdState
 from operations import host as ops
@@ -35,7 +35,7 @@ CONTAINERD_ARCHIVE = "github.com/containerd/containerd/releases/download/v{v}/co
 
 @pytest.fixture
 def loaded(any_cluster_file):
-    cluster, problems = check(any_cluster_file)
+    cluster, problems = validate(any_cluster_file)
     assert not problems, problems
     return cluster
 
@@ -86,7 +86,7 @@ def test_registry_hosts_send_every_upstream_registry_to_the_offline_mirror(loade
 def test_registry_mirrors_come_before_the_offline_mirror(tmp_path):
     path = local_copy(CLUSTER_FILES["lab-ha"], tmp_path, **{"containerd.registry_mirrors": {
         "docker.io": ["https://mirror.example:5000"], "registry.example:5000": ["http://10.123.0.1:5001"]}})
-    cluster, problems = check(path)
+    cluster, problems = validate(path)
     assert not problems, problems
     hosts = ops.registry_hosts(cluster)
     assert hosts["docker.io"] == ["https://mirror.example:5000", "http://10.123.0.1:5000"]
@@ -126,7 +126,7 @@ def test_containerd_reads_the_config(tmp_path):
     prints it merged with its defaults, runc with SystemdCgroup and the pinned sandbox image."""
     results = []
     for name, source in sorted(CLUSTER_FILES.items()):
-        cluster, problems = check(local_copy(source, tmp_path))
+        cluster, problems = validate(local_copy(source, tmp_path))
         assert not problems, problems
         archive = ARTIFACT_FILES / CONTAINERD_ARCHIVE.format(v=cluster.containerd.version)
         if not archive.is_file():
@@ -183,7 +183,7 @@ def test_containerd_pulls_through_the_mirror_then_the_registry(tmp_path):
     first (the upstream repository path, ?ns=<registry>), then falls back to the registry's own
     endpoint (over https: containerd's default for a registry without a `server` line). Both
     "registries" are HTTP servers of this test on 127.0.0.1."""
-    cluster, _ = check(local_copy(CLUSTER_FILES["lab-ha"], tmp_path))
+    cluster, _ = validate(local_copy(CLUSTER_FILES["lab-ha"], tmp_path))
     archive = ARTIFACT_FILES / CONTAINERD_ARCHIVE.format(v=cluster.containerd.version)
     if not archive.is_file():
         pytest.skip(f"{archive} is not built (the lab's artifact build makes it)")

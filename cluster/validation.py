@@ -1,7 +1,9 @@
-"""Preflight: every check of the cluster definition that needs no host, reported together.
+"""Validation of the cluster file: every check of the cluster definition that needs no host,
+reported together, before any host is touched.
 
-`check(path)` returns the loaded Cluster and every problem found, each naming its field.
-Nothing here connects anywhere.
+`validate(path)` returns the loaded Cluster and every problem found, each naming its field: any
+one stops the run. `warnings_for(cluster)` says what works but is not highly available, or is
+probably not what was meant: printed, and the run goes on. Nothing here connects anywhere.
 """
 
 import ipaddress
@@ -33,6 +35,28 @@ CONTAINERD_MINIMUM = {
 }
 
 
+APISERVER_PORT = 6443  # each control plane's apiserver (kubeadm's bindPort)
+# What else listens on a host, by what the host runs: Kubernetes' and Calico's default ports and
+# kubeha's own (the firewall's list in operations/host.py, etcd's and haproxy's in group_data/).
+# A port the cluster file sets must not take one of them on the same host.
+KUBELET_HOST_PORTS = {179: "Calico's BGP", 5473: "Calico's Typha", 9099: "Calico Felix's health check",
+                      10248: "the kubelet's health check", 10249: "kube-proxy's metrics", 10250: "the kubelet",
+                      10256: "kube-proxy's health check"}
+CONTROL_PLANE_PORTS = {APISERVER_PORT: "the apiserver", 10257: "the controller-manager", 10259: "the scheduler"}
+ETCD_PORTS = {2379: "etcd (clients)", 2380: "etcd (peers)", 2381: "etcd's metrics"}
+LB_PORTS = {8404: "haproxy's stats page"}
+
+# Accounts that a Debian/Ubuntu or RHEL-like system, the packages kubeha installs (chrony,
+# haproxy, nginx, keepalived) or kubeha itself (etcd) already have; names beginning with
+# "systemd-" or "_" are system accounts by convention. The kubectl user is made with a login
+# shell and a home holding its kubeconfig: one of these must not become that.
+SYSTEM_ACCOUNTS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+    "www-data", "backup", "list", "irc", "gnats", "nobody", "messagebus", "sshd", "polkitd", "tss",
+    "adm", "halt", "shutdown", "operator", "ftp", "dbus", "chrony", "haproxy", "nginx", "etcd",
+})
+
+
 def minor(version):
     return ".".join(version.split(".")[:2])
 
@@ -44,6 +68,33 @@ def _networks(cluster):
         if value:
             result[f"network.{key}"] = ipaddress.ip_network(value)
     return result
+
+
+def _placement_problem(address, node_net):
+    """Why `address` cannot be a host's or the VIP's address in the node network, or None."""
+    address = ipaddress.ip_address(address)
+    if address.version != node_net.version:
+        return f"{address} is IPv{address.version}, network.node_cidr {node_net} is IPv{node_net.version}"
+    if address not in node_net:
+        return f"{address} is outside network.node_cidr {node_net}"
+    # a /31 or /32 has no network or broadcast address (RFC 3021)
+    if node_net.num_addresses > 2 and address in (node_net.network_address, node_net.broadcast_address):
+        return f"{address} is the network or broadcast address of network.node_cidr {node_net}, not a host's"
+    return None
+
+
+def _is_ip(value):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_dns_name(value):
+    """A lower-case DNS name whose last label is not all digits (so a mistyped IP address, like
+    10.0.0.300, is not taken for a name)."""
+    return bool(DNS_NAME_RE.match(value)) and not value.rsplit(".", 1)[-1].isdigit()
 
 
 def check_hosts(cluster):
@@ -62,8 +113,9 @@ def check_hosts(cluster):
                 problems.append(Problem(f"{where}.address",
                                         f"{host.address} is also the address of {seen_addresses[host.address]}"))
             seen_addresses[host.address] = host.name
-            if node_net and ipaddress.ip_address(host.address) not in node_net:
-                problems.append(Problem(f"{where}.address", f"{host.address} is outside network.node_cidr {node_net}"))
+            placement = node_net and _placement_problem(host.address, node_net)
+            if placement:
+                problems.append(Problem(f"{where}.address", placement))
         if "control_plane" in host.roles and "worker" in host.roles:
             problems.append(Problem(f"{where}.roles", "a control plane is not also given the worker role; "
                                     "set kubernetes.control_planes_schedulable to run workloads on it"))
@@ -105,10 +157,6 @@ def check_groups(cluster):
     if mode == "keepalived_haproxy":
         if not cluster.lb_hosts:
             problems.append(Problem("api.mode", "keepalived_haproxy needs hosts with the lb role"))
-        for host in cluster.lb_hosts:
-            if "control_plane" in host.roles and cluster.api.port == 6443:
-                problems.append(Problem("api.port", f"haproxy on control plane {host.name} cannot listen "
-                                        "on 6443, the apiserver's port: choose another (e.g. 8443)"))
     elif cluster.lb_hosts:
         problems.append(Problem("api.mode", f"hosts with the lb role are only used by keepalived_haproxy, "
                                 f"not {mode}"))
@@ -123,37 +171,61 @@ def check_api(cluster):
         if not api.vip:
             problems.append(Problem("api.vip", f"is required with api.mode {mode}"))
         else:
-            vip = ipaddress.ip_address(api.vip)
-            if node_net and vip not in node_net:
-                problems.append(Problem("api.vip", f"{api.vip} is outside network.node_cidr {node_net}: "
-                                        "the hosts could not hold it"))
-            elif node_net and vip in (node_net.network_address, node_net.broadcast_address):
-                problems.append(Problem("api.vip", f"{api.vip} is the network or broadcast address"))
+            placement = node_net and _placement_problem(api.vip, node_net)
+            if placement:
+                problems.append(Problem("api.vip", placement))
             owner = next((h.name for h in cluster.hosts if h.address == api.vip), None)
             if owner:
                 problems.append(Problem("api.vip", f"{api.vip} is the address of host {owner}"))
         if not INTERFACE_RE.match(api.interface or ""):
             problems.append(Problem("api.interface", "is not an interface name"))
-        if mode == "kube_vip" and api.port != 6443:
-            problems.append(Problem("api.port", "kube-vip serves the VIP on the apiserver's own port: use 6443"))
     elif mode == "external" and not api.external_address:
         problems.append(Problem("api.external_address", "is required with api.mode external"))
     if mode in ("external", "none") and api.vip:
         problems.append(Problem("api.vip", f"is not used with api.mode {mode}"))
+    if api.external_address and mode != "external":
+        problems.append(Problem("api.external_address", f"is not used with api.mode {mode}"))
+    elif api.external_address and not (_is_ip(api.external_address) or _is_dns_name(api.external_address)):
+        problems.append(Problem("api.external_address", f"'{api.external_address}' is neither an IP address "
+                                "nor a DNS name"))
+    reaches_apiserver_directly = {
+        "kube_vip": "kube-vip serves the VIP on the apiserver's own port",
+        "none": "with api.mode none the clients reach the first control plane's apiserver itself",
+    }
+    if mode in reaches_apiserver_directly and api.port != APISERVER_PORT:
+        problems.append(Problem("api.port", f"{reaches_apiserver_directly[mode]}: use {APISERVER_PORT}"))
     if mode == "none" and cluster.workers.api_access == "vip":
         problems.append(Problem("workers.api_access", "there is no VIP with api.mode none: use localhost_proxy"))
     if not 1 <= api.port <= 65535:
         problems.append(Problem("api.port", "must be between 1 and 65535"))
     if not 1 <= api.virtual_router_id <= 255:
         problems.append(Problem("api.virtual_router_id", "must be between 1 and 255"))
-    if not DNS_NAME_RE.match(api.endpoint_name or ""):
+    name = api.endpoint_name
+    if not _is_dns_name(name):
         problems.append(Problem("api.endpoint_name", "is not a DNS name"))
+    elif name == "localhost" or name.endswith(".localhost"):
+        problems.append(Problem("api.endpoint_name", f"{name} always means the host itself (RFC 6761), not "
+                                "the API's address: choose another name"))
+    elif cluster.host(name):
+        problems.append(Problem("api.endpoint_name", f"is the name of host {name}: each host's /etc/hosts "
+                                "would give it two addresses; choose another name"))
+    for index, san in enumerate(api.extra_sans):
+        if not isinstance(san, str):
+            problems.append(Problem(f"api.extra_sans[{index}]", "must be a string: an IP address or a DNS name"))
+        elif not (_is_ip(san) or _is_dns_name(san.removeprefix("*."))):
+            problems.append(Problem(f"api.extra_sans[{index}]", f"'{san}' is neither an IP address nor a DNS "
+                                    "name (a leading *. is allowed)"))
     return problems
 
 
 def check_networks(cluster):
     problems = []
     networks = _networks(cluster)
+    for key, network in networks.items():
+        # Calico's pool and its node address detection, IP forwarding and the VIP are set up for IPv4
+        if network.version != 4:
+            problems.append(Problem(key, f"{network} is IPv{network.version}: kubeha builds IPv4 clusters only "
+                                    "(Calico's IPv4 pool, IPv4 forwarding); use an IPv4 network"))
     names = list(networks)
     for i, first in enumerate(names):
         for second in names[i + 1:]:
@@ -165,7 +237,7 @@ def check_networks(cluster):
     pod = networks.get("network.pod_cidr")
     if pod and pod.version == 4 and pod.prefixlen > 24:
         problems.append(Problem("network.pod_cidr", "is smaller than one node's /24 block"))
-    if not DNS_NAME_RE.match(cluster.network.cluster_domain or ""):
+    if not _is_dns_name(cluster.network.cluster_domain):
         problems.append(Problem("network.cluster_domain", "is not a DNS name"))
     return problems
 
@@ -208,8 +280,11 @@ def check_settings(cluster):
     if not 1 <= cluster.ssh.port <= 65535:
         problems.append(Problem("ssh.port", "must be between 1 and 65535"))
     user = cluster.kubectl_user
-    if user.name and not LINUX_USER_RE.match(user.name):
+    if not LINUX_USER_RE.match(user.name):
         problems.append(Problem("kubectl_user.name", f"'{user.name}' is not a valid Linux user name"))
+    elif user.name in SYSTEM_ACCOUNTS or user.name.startswith(("systemd-", "_")):
+        problems.append(Problem("kubectl_user.name", f"'{user.name}' is a system account: the deploy would give "
+                                "it a login shell and a kubeconfig; choose a user of its own (e.g. kubeops)"))
     if user.group == "system:masters":
         problems.append(Problem("kubectl_user.group", "system:masters cannot be revoked by RBAC: use "
                                 "another group and bind a role to it"))
@@ -227,6 +302,40 @@ def check_settings(cluster):
                                                     for m in mirrors):
             problems.append(Problem(f"containerd.registry_mirrors.{registry}", "must be a list of http(s) URLs"))
     return problems
+
+
+def _listeners(cluster, host):
+    """(port, what listens on it, the knob that sets it or None) for everything on this host."""
+    ssh_field = "ssh.port" if host.ssh_port == cluster.ssh.port else f"hosts[{host.name}].ssh.port"
+    fixed = {}
+    if "control_plane" in host.roles or "worker" in host.roles:
+        fixed |= KUBELET_HOST_PORTS
+    if "control_plane" in host.roles:
+        fixed |= CONTROL_PLANE_PORTS
+    if "etcd" in host.roles or ("control_plane" in host.roles and cluster.etcd.topology == "stacked"):
+        fixed |= ETCD_PORTS
+    listeners = [(host.ssh_port, "sshd", ssh_field)] + [(port, who, None) for port, who in fixed.items()]
+    if "lb" in host.roles and cluster.api.mode == "keepalived_haproxy":
+        listeners += [(cluster.api.port, "haproxy", "api.port")] + [(port, who, None) for port, who in LB_PORTS.items()]
+    if cluster.uses_localhost_proxy(host):
+        listeners.append((cluster.api.port, f"the API proxy ({cluster.workers.proxy})", "api.port"))
+    return listeners
+
+
+def check_ports(cluster):
+    """A port the cluster file sets (api.port, the SSH ports) must not be one that something else
+    already listens on on the same host."""
+    clashes = {}  # (field, listener, port, other) -> names of the hosts
+    for host in cluster.hosts:
+        listeners = _listeners(cluster, host)
+        for port, listener, field in listeners:
+            for other_port, other, other_field in listeners:
+                # a clash of api.port with an SSH port is reported once, on api.port
+                if field and other_port == port and other_field not in (field, "api.port"):
+                    clashes.setdefault((field, listener, port, other), []).append(host.name)
+    return [Problem(field, f"{listener} cannot listen on {port} on {', '.join(hosts)}: {other} uses it there; "
+                    "choose another port")
+            for (field, listener, port, other), hosts in clashes.items()]
 
 
 def _lab_hint(cluster):
@@ -249,10 +358,42 @@ def check_downloads(cluster):
     return problems
 
 
-CHECKS = (check_settings, check_hosts, check_groups, check_api, check_networks, check_versions, check_downloads)
+CHECKS = (check_settings, check_hosts, check_groups, check_api, check_ports, check_networks, check_versions,
+          check_downloads)
 
 
-def check(path):
+def warnings_for(cluster):
+    """What works but is not highly available, or is probably not what was meant: printed before
+    the run, which goes on. `cluster` is one that passed validate()."""
+    warnings = []
+    planes = cluster.control_planes
+    members = planes if cluster.etcd.topology == "stacked" else cluster.etcd_hosts
+    if len(planes) == 1:
+        warnings.append(Problem("hosts", f"one control plane ({planes[0].name}): the API stops whenever it does; "
+                                "three make it highly available"))
+    if len(members) == 1:
+        warnings.append(Problem("hosts", f"a single etcd member ({members[0].name}): losing it loses the "
+                                "cluster's state; three keep a majority through one failure"))
+    if cluster.api.mode == "keepalived_haproxy" and len(cluster.lb_hosts) == 1:
+        warnings.append(Problem("hosts", f"one lb host ({cluster.lb_hosts[0].name}): the VIP has no other host "
+                                "to move to; two keep the API reachable when one fails"))
+    if cluster.api.mode == "none" and len(planes) > 1:
+        warnings.append(Problem("api.mode", f"none: the control planes and kubectl reach the API through "
+                                f"{planes[0].name} only, so losing it cuts them off while the others run; "
+                                "kube_vip, keepalived_haproxy or an external load balancer avoid that"))
+    if not cluster.group("worker") and not cluster.kubernetes.control_planes_schedulable:
+        warnings.append(Problem("hosts", "no worker, and kubernetes.control_planes_schedulable is false: "
+                                "workloads have nowhere to run"))
+    user = cluster.kubectl_user
+    logins = [host.name for host in planes if host.ssh_user == user.name]
+    if logins:
+        warnings.append(Problem("kubectl_user.name", f"'{user.name}' is also the SSH login user of "
+                                f"{', '.join(logins)}, which can use sudo there and read admin.conf: its rights are "
+                                f"then more than {user.cluster_role}'s; a user of its own keeps them apart"))
+    return warnings
+
+
+def validate(path):
     """Loads the cluster file and runs every check. Returns (Cluster or None, [Problem])."""
     cluster, problems = load(path)
     if cluster is None:
