@@ -4,7 +4,7 @@ PYTHON ?= python3
 PYTEST = $(PYTHON) -m pytest
 APT_PACKAGES = $(shell grep -hv '^\#' tests/requirements-apt.txt lab/requirements-apt.txt)
 
-.PHONY: setup artifacts lab deploy dry-run test test-fast test-lab test-e2e down
+.PHONY: setup artifacts lab deploy dry-run test test-fast test-lab test-e2e test-large down
 
 setup:  ## Debian packages and pinned Python packages
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -30,7 +30,7 @@ dry-run: lab  ## what a deploy would change, without changing it
 test: setup test-fast test-lab test-e2e  ## every tier
 
 test-fast:  ## no machines needed: cluster file, templates checked by real tools, facts, plans
-	$(PYTEST) -m "not lab and not artifacts and not e2e" -q
+	$(PYTEST) -m "not lab and not artifacts and not e2e and not large" -q
 
 # A skipped test of the machine tiers fails them (KUBEHA_REQUIRE_MACHINES=1, tests/conftest.py):
 # a tier that did not really run must not pass.
@@ -39,6 +39,9 @@ test-lab: artifacts  ## the lab's own tests, the artifacts, the integration tier
 
 test-e2e: artifacts  ## whole clusters (HA, compact) deployed on fresh lab machines, then made to lose machines
 	KUBEHA_REQUIRE_MACHINES=1 $(PYTEST) tests/e2e -m e2e -q -rs -s --durations=15
+
+test-large: artifacts  ## the twelve-machine layout (5 control planes), a worker added to it running; outside CI
+	KUBEHA_REQUIRE_MACHINES=1 $(PYTEST) tests/e2e/test_large.py -m large -q -rs -s --durations=15
 
 down:  ## remove the lab
 	$(PYTHON) -m lab down

@@ -12,6 +12,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "lab: needs the built-in lab (root, systemd-nspawn)")
     config.addinivalue_line("markers", "artifacts: needs the built artifacts")
     config.addinivalue_line("markers", "e2e: deploys a whole cluster on the lab")
+    config.addinivalue_line("markers", "large: the twelve-machine layout, outside CI (make test-large)")
 
 
 @pytest.fixture(params=sorted(CLUSTER_FILES))
@@ -28,7 +29,7 @@ def state_dir(tmp_path, monkeypatch):
     return directory
 
 
-MACHINE_MARKERS = ("lab", "artifacts", "e2e")
+MACHINE_MARKERS = ("lab", "artifacts", "e2e", "large")
 
 
 @pytest.hookimpl(hookwrapper=True)

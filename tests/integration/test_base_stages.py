@@ -75,6 +75,23 @@ def test_vip_moves_when_its_holder_stops(deployed):
         lab.cli("start", holder)
 
 
+def test_the_vip_holder_stopped_and_started_ten_times_comes_back_every_time(deployed):
+    """`lab stop` then `lab start` of whichever lb host holds the VIP, ten times: each start
+    ends with ssh answering and keepalived and haproxy running again, and the VIP is always
+    held by exactly one lb host."""
+    _, _, lab, _ = deployed
+    (vip,) = lab.config.vips
+    lb_hosts = [h.name for h in lab.config.hosts if "lb" in h.roles]
+    for cycle in range(10):
+        holders = wait_until(lambda: vip_holders(lab, vip, lb_hosts), 30, interval=0.5)
+        assert len(holders) == 1, f"cycle {cycle}: VIP held by {holders}"
+        lab.cli("stop", holders[0])
+        lab.cli("start", holders[0])  # returns once ssh answers
+        for name in ("haproxy", "keepalived"):
+            assert wait_until(lambda: lab.ssh(holders[0], f"systemctl is-active {name}", check=False)
+                              .stdout.strip() == "active", 30), f"cycle {cycle}: {name} not back on {holders[0]}"
+
+
 def test_etcd_keeps_serving_without_one_member(deployed):
     _, _, lab, _ = deployed
     members = [h for h in lab.config.hosts if "etcd" in h.roles]
