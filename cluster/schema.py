@@ -124,11 +124,6 @@ HOST_KEYS = {"name", "address", "roles", "ssh", "labels"}
 HOST_SSH_KEYS = {"user", "key", "port"}
 
 
-def knob_table():
-    """{path: Knob}, in declaration order."""
-    return {knob.path: knob for knob in KNOBS}
-
-
 def sections():
     """Top-level keys that hold sub-keys, mapped to their allowed sub-keys."""
     result = {}

@@ -14,8 +14,6 @@ from typing_extensions import override
 
 from facts.common import MARKER, UNREACHABLE, dig, load_json, sections
 
-ETCD_BINARY = "/usr/local/bin/etcd"
-
 
 def _endpoint_list(endpoints: str | list[str]) -> list[str]:
     if isinstance(endpoints, str):
@@ -124,13 +122,14 @@ class EtcdHealth(FactBase[dict]):
 
 class EtcdVersion(FactBase[str | None]):
     """
-    The version of /usr/local/bin/etcd (``etcd --version``), e.g. "3.6.14"; None when the
-    binary is missing or says no version.
+    The version of the etcd program ``binary`` (``etcd --version``), e.g. "3.6.14"; None when
+    it is missing or says no version.
     """
 
     @override
-    def command(self) -> str:
-        return f"if [ -x {ETCD_BINARY} ]; then {ETCD_BINARY} --version 2>/dev/null || true; fi"
+    def command(self, binary: str) -> str:
+        quoted = shlex.quote(binary)
+        return f"if [ -x {quoted} ]; then {quoted} --version 2>/dev/null || true; fi"
 
     @override
     def process(self, output: list[str]) -> str | None:

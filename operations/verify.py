@@ -6,13 +6,13 @@ import gevent
 from pyinfra import host, logger, state
 from pyinfra.api import operation
 
+from cluster import paths
 from cluster.context import anchor_control_plane, pyinfra_host
 from facts.api import ApiHealthz
 from facts.etcd import EtcdHealth
 from facts.kubernetes import ClusterNodes
 from operations.failure import fail
 
-ADMIN = "/etc/kubernetes/admin.conf"
 
 
 def _wait_for(read, is_good, timeout, interval=5):
@@ -38,7 +38,7 @@ def cluster_health(expected_nodes, etcd_endpoints, api_url, timeout=300):
     problems = []
     unreachable = [n for n in expected_nodes if pyinfra_host(n) not in state.active_hosts]
     expected_nodes = [n for n in expected_nodes if n not in unreachable]
-    nodes = _wait_for(lambda: host.get_fact(ClusterNodes, kubeconfig=ADMIN),
+    nodes = _wait_for(lambda: host.get_fact(ClusterNodes, kubeconfig=paths.ADMIN_CONF),
                       lambda found: found is not None and all(found.get(n, {}).get("ready") for n in expected_nodes),
                       timeout) or {}
     not_ready = [n for n in expected_nodes if not nodes.get(n, {}).get("ready")]
@@ -46,9 +46,9 @@ def cluster_health(expected_nodes, etcd_endpoints, api_url, timeout=300):
         problems.append(f"nodes not Ready: {', '.join(not_ready)}")
     health = {}
     if etcd_endpoints:
-        health = host.get_fact(EtcdHealth, endpoints=etcd_endpoints, cacert="/etc/kubernetes/pki/etcd/ca.crt",
-                               cert="/etc/kubernetes/pki/apiserver-etcd-client.crt",
-                               key="/etc/kubernetes/pki/apiserver-etcd-client.key") or {}
+        health = host.get_fact(EtcdHealth, endpoints=etcd_endpoints, cacert=f"{paths.KUBEADM_ETCD_PKI_DIR}/ca.crt",
+                               cert=f"{paths.PKI_DIR}/apiserver-etcd-client.crt",
+                               key=f"{paths.PKI_DIR}/apiserver-etcd-client.key") or {}
         healthy = sum(bool(health.get(e)) for e in etcd_endpoints)
         if healthy <= len(etcd_endpoints) // 2:
             problems.append(f"etcd has lost its majority: {healthy}/{len(etcd_endpoints)} members healthy")
