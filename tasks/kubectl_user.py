@@ -12,7 +12,7 @@ from pyinfra import host
 from pyinfra.operations import server
 
 from cluster import paths
-from cluster.context import anchor_control_plane, cluster, has_role
+from cluster.context import anchor_control_plane, cluster, has_role, secrets
 from cluster.render import render
 from facts.kubernetes import ClusterRoleBinding
 from operations import kubectl
@@ -49,4 +49,4 @@ if has_role("control_plane"):
 
     if host == anchor_control_plane():
         keep_private_copy(name="Keep a copy of the kubectl user's kubeconfig locally", src=kubeconfig,
-                          dest=str(cluster().state_dir / f"{user.name}.kubeconfig"))
+                          dest=str(secrets().user_kubeconfig))

@@ -210,12 +210,11 @@ class FakeHosts:
         """The commands `op` yields on host `name`: strings, "upload PATH" for a file (its content
         in self.uploads), the callable's name for a function command."""
         from pyinfra.api import FileUploadCommand, FunctionCommand
-        from pyinfra.context import ctx_host, ctx_state
 
         self.state.is_executing = executing
         self.noops.clear()
         commands = []
-        with ctx_state.use(self.state), ctx_host.use(self.host(name)):
+        with self.context(name):
             for command in op._inner(**kwargs):
                 if isinstance(command, FileUploadCommand):
                     self.uploads[command.dest] = command.src.getvalue().decode()
@@ -230,10 +229,11 @@ class FakeHosts:
         """The pyinfra context of host `name`, for calling helpers that read facts."""
         from contextlib import ExitStack
 
-        from pyinfra.context import ctx_host, ctx_state
+        from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
         stack = ExitStack()
         stack.enter_context(ctx_state.use(self.state))
+        stack.enter_context(ctx_inventory.use(self.inventory))
         stack.enter_context(ctx_host.use(self.host(name)))
         return stack
 
