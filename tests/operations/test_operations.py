@@ -15,6 +15,7 @@ Each ``tests/operations/<module>.<operation>/<case>.json`` holds:
 - ``commands``: what the operation yields, in order: strings, ``upload PATH`` for a file,
   ``function NAME`` for a function run here.
 - ``noop``: when it yields nothing, the reason it gives (host.noop).
+- ``uploaded``: ``{path: [text, ...]}``, what the file uploaded to ``path`` must contain.
 """
 
 import importlib
@@ -28,7 +29,7 @@ from support import CLUSTER_FILES, FakeHosts, local_copy, shell_syntax_ok
 CASES_DIR = Path(__file__).resolve().parent
 CASES = [(d.name, p) for d in sorted(CASES_DIR.iterdir()) if d.is_dir() and "." in d.name
          for p in sorted(d.glob("*.json"))]
-KEYS = {"args", "cluster", "host", "facts", "other_hosts", "executing", "commands", "noop"}
+KEYS = {"args", "cluster", "host", "facts", "other_hosts", "executing", "commands", "noop", "uploaded"}
 
 
 def fact_class(name):
@@ -103,6 +104,8 @@ def test_case(name, path, tmp_path, monkeypatch):
     shell_syntax_ok(commands)
     if "noop" in case:
         assert commands == [] and hosts.noops == [case["noop"]], hosts.noops
+    for dest, texts in case.get("uploaded", {}).items():
+        assert all(text in hosts.uploads[dest] for text in texts), hosts.uploads[dest]
 
 
 def test_case_directories_name_real_operations():
