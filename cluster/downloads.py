@@ -16,7 +16,6 @@ from cluster.schema import KNOBS
 from cluster.versions import bare, release_tag
 
 PINNED_CHECKSUMS = Path(__file__).with_name("checksums.yaml")
-ARCHES = ("amd64", "arm64")
 ANY_ARCH = "any"  # files that are the same for every architecture (manifests)
 
 # Where each release file is upstream: {component: (downloads.<base>, path under that base)}.
