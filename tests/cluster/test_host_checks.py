@@ -3,7 +3,7 @@ the CA files they compare per role."""
 
 import pytest
 
-from cluster import host_checks
+from cluster import host_checks, system
 from cluster.secrets import ClusterSecrets
 from support import cluster_copy, shipped
 
@@ -153,5 +153,6 @@ def test_an_external_load_balancer_named_by_dns_is_left_to_dns(tmp_path):
         "api.mode": "external", "api.vip": None, "api.external_address": "api.example.internal",
         "hosts": [{"name": "cp1", "address": "192.168.10.21", "roles": ["control_plane", "etcd"]},
                   {"name": "w1", "address": "192.168.10.31", "roles": ["worker"]}]})
+    assert system.hosts_entries(cluster, cluster.host("cp1")) == ["192.168.10.21 cp1", "192.168.10.31 w1"]
     _, warnings = verdict(cluster, "cp1")
     assert any("DNS must resolve it" in w for w in warnings)
