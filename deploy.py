@@ -10,7 +10,7 @@ lines of their call stack, so stages included from one line would share operatio
 
 from pyinfra import local
 
-local.include("tasks/preflight.py")          # the hosts can run what the cluster file asks; nothing is changed
+local.include("tasks/preflight.py")          # the host checks: each host can run its part; nothing is changed
 local.include("tasks/prep.py")               # hostname, /etc/hosts, swap, modules, sysctls, packages, time, firewall
 local.include("tasks/container_runtime.py")  # containerd, runc, CNI plugins, crictl, registry mirrors
 local.include("tasks/binaries.py")           # kubeadm, kubelet, kubectl, checksum verified
@@ -23,4 +23,4 @@ local.include("tasks/workers.py")            # kubeadm join
 local.include("tasks/calico.py")             # the pod network
 local.include("tasks/kubectl_user.py")       # a user with its own certificate, RBAC binding and kubeconfig
 local.include("tasks/finish.py")             # schedulable control planes, node labels
-local.include("tasks/verify.py")             # nodes Ready, etcd healthy, the API answers on its endpoint
+local.include("tasks/verify.py")             # nodes Ready, etcd healthy, the API answers; the cluster report

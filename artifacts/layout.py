@@ -4,6 +4,8 @@ Pure functions of the versions, so the deploy and the lab can import them too.
 """
 import os
 
+from cluster import downloads
+
 from . import versions as V
 
 DEFAULT_ROOT = "/var/cache/kubeha-lab/artifacts"
@@ -42,32 +44,20 @@ def manifest_path(base=None):
     return os.path.join(base or root(), "manifest.json")
 
 
+# The version of each checksum component, by its key in versions.VERSIONS.
+COMPONENT_VERSIONS = {
+    "kubeadm": "kubernetes", "kubelet": "kubernetes", "kubectl": "kubernetes", "etcd": "etcd",
+    "containerd": "containerd", "runc": "runc", "crictl": "crictl", "cni_plugins": "cni_plugins",
+    "calico_manifest": "calico",
+}
+
+
 def file_urls(versions=None, arch=V.ARCH):
-    """{component: (version, upstream https URL)} for every file the deploy downloads."""
+    """{component: (version, upstream https URL)} for every file the deploy downloads, laid
+    out as the deploy fetches them (cluster/downloads.py)."""
     v = dict(V.VERSIONS, **(versions or {}))
-    k8s = v["kubernetes"]
-    etcd = v["etcd"]
-    ctd = v["containerd"].lstrip("v")
-    runc = v["runc"]
-    crictl = v["crictl"]
-    cni = v["cni_plugins"]
-    calico = v["calico"]
-    urls = {}
-    for b in ("kubeadm", "kubelet", "kubectl"):
-        urls[b] = (k8s, "https://dl.k8s.io/release/%s/bin/linux/%s/%s" % (k8s, arch, b))
-    urls["etcd"] = (etcd, "https://github.com/etcd-io/etcd/releases/download/%s/etcd-%s-linux-%s.tar.gz"
-                    % (etcd, etcd, arch))
-    urls["containerd"] = (ctd, "https://github.com/containerd/containerd/releases/download/v%s/"
-                          "containerd-%s-linux-%s.tar.gz" % (ctd, ctd, arch))
-    urls["runc"] = (runc, "https://github.com/opencontainers/runc/releases/download/%s/runc.%s"
-                    % (runc, arch))
-    urls["crictl"] = (crictl, "https://github.com/kubernetes-sigs/cri-tools/releases/download/%s/"
-                      "crictl-%s-linux-%s.tar.gz" % (crictl, crictl, arch))
-    urls["cni_plugins"] = (cni, "https://github.com/containernetworking/plugins/releases/download/"
-                           "%s/cni-plugins-linux-%s-%s.tgz" % (cni, arch, cni))
-    urls["calico_manifest"] = (calico, "https://raw.githubusercontent.com/projectcalico/calico/"
-                               "%s/manifests/calico.yaml" % calico)
-    return urls
+    return {component: (v[key], downloads.upstream_url(component, v[key], arch))
+            for component, key in COMPONENT_VERSIONS.items()}
 
 
 def url_to_path(url, base=None):

@@ -1,6 +1,6 @@
 """The one place where the artifact build pins versions.
 
-`VERSIONS` is what the build produces.  The deploy's defaults (cluster/defaults.py) should
+`VERSIONS` is what the build produces.  The deploy's defaults (cluster/schema.py) should
 agree with it; `python3 -m artifacts versions` prints it as JSON so they can be compared or
 read, and the build writes the same data to <cache>/manifest.json.
 

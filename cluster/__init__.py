@@ -1,4 +1,5 @@
-"""The cluster definition: schema and defaults, loading, validation, downloads, local state."""
+"""Everything decided without touching a host: the cluster file (schema, loading, its checks), the
+run's context, host paths and ports, each component's files, the host checks and the report."""
 
 import os
 from functools import lru_cache

@@ -1,4 +1,9 @@
-"""What a task needs to know while pyinfra runs it: the cluster, this host's node, the others.
+"""What a task needs to know while pyinfra runs it: the cluster, this host's node, the others,
+and what the facts that cannot change during a run say about a host (its system, architecture,
+whether it is a container), so the stages may branch on them while planning.
+
+The run's cluster is read here (`cluster()`) by the tasks, which hand it and the node down to
+the operations and to the planning functions of cluster/ as parameters.
 
 Hosts are matched to cluster nodes by the `node_name` data the inventory gives each host, so
 the same tasks work with real hosts and with pyinfra's @fake connector.
@@ -6,10 +11,14 @@ the same tasks work with real hosts and with pyinfra's @fake connector.
 
 from functools import lru_cache
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
+from pyinfra.facts.server import Arch, LinuxDistribution
 
 from cluster import load_checked
 from cluster.secrets import ClusterSecrets
+from cluster.system import ARCH_NAMES, family_of
+from facts.host import Container
+from facts.kubernetes import KubeNodeState
 
 
 def cluster():
@@ -44,21 +53,29 @@ def secrets():
     return ClusterSecrets(cluster()).ensure()
 
 
-ARCH_NAMES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
 def arch(pyinfra_host=None):
     """This host's architecture in release-file terms (amd64, arm64); None if unsupported."""
-    from pyinfra.facts.server import Arch
-
     return ARCH_NAMES.get((pyinfra_host or host).get_fact(Arch))
 
+
+def os_release(pyinfra_host=None):
+    """(ID, VERSION_ID) from /etc/os-release, lower-cased; ("", "") when unreadable."""
+    meta = (pyinfra_host or host).get_fact(LinuxDistribution)["release_meta"]
+    return meta.get("ID", "").strip().lower(), meta.get("VERSION_ID", "").strip().strip('"')
+
+
+def os_family(pyinfra_host=None):
+    """debian or rhel for a supported system, None for anything else (the host checks refuse it)."""
+    return family_of(*os_release(pyinfra_host))
+
+
+def container(pyinfra_host=None):
+    """The container technology the host runs in (systemd-nspawn, lxc, docker...), or None."""
+    return (pyinfra_host or host).get_fact(Container)
 
 
 def reachable_hosts_with_role(role):
     """Hosts of a role that this run is connected to (a stopped machine is left out)."""
-    from pyinfra import state
-
     return [h for h in hosts_with_role(role) if h in state.active_hosts]
 
 
@@ -67,8 +84,6 @@ def joined_control_planes():
 
     Read when called: inside an operation that is the state just before it runs.
     """
-    from facts.kubernetes import KubeNodeState
-
     return [h for h in reachable_hosts_with_role("control_plane")
             if (h.get_fact(KubeNodeState) or {}).get("role") == "control_plane"]
 

@@ -12,9 +12,39 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from cluster.schema import KNOBS
+from cluster.versions import bare, release_tag
+
 PINNED_CHECKSUMS = Path(__file__).with_name("checksums.yaml")
-ARCHES = ("amd64", "arm64")
 ANY_ARCH = "any"  # files that are the same for every architecture (manifests)
+
+# Where each release file is upstream: {component: (downloads.<base>, path under that base)}.
+# In the path {v} is the bare version (1.35.8), {tag} its release tag (v1.35.8), {arch} amd64
+# or arm64. The artifact build lays its mirror out by the same table (artifacts/layout.py).
+RELEASE_FILES = {
+    "kubeadm": ("kubernetes_url", "/release/{tag}/bin/linux/{arch}/kubeadm"),
+    "kubelet": ("kubernetes_url", "/release/{tag}/bin/linux/{arch}/kubelet"),
+    "kubectl": ("kubernetes_url", "/release/{tag}/bin/linux/{arch}/kubectl"),
+    "containerd": ("github_url", "/containerd/containerd/releases/download/{tag}/containerd-{v}-linux-{arch}.tar.gz"),
+    "runc": ("github_url", "/opencontainers/runc/releases/download/{tag}/runc.{arch}"),
+    "crictl": ("github_url", "/kubernetes-sigs/cri-tools/releases/download/{tag}/crictl-{tag}-linux-{arch}.tar.gz"),
+    "cni_plugins": ("github_url", "/containernetworking/plugins/releases/download/{tag}/cni-plugins-linux-{arch}-{tag}.tgz"),
+    "etcd": ("github_url", "/etcd-io/etcd/releases/download/{tag}/etcd-{tag}-linux-{arch}.tar.gz"),
+    "calico_manifest": ("github_raw_url", "/projectcalico/calico/{tag}/manifests/calico.yaml"),
+    "calico_operator": ("github_raw_url", "/projectcalico/calico/{tag}/manifests/tigera-operator.yaml"),
+}
+DEFAULT_BASES = {knob.path.split(".", 1)[1]: knob.default for knob in KNOBS if knob.path.startswith("downloads.")}
+
+
+def release_path(component, version, arch):
+    """The path of a release file under its base URL."""
+    return RELEASE_FILES[component][1].format(v=bare(version), tag=release_tag(version), arch=arch)
+
+
+def upstream_url(component, version, arch, bases=None):
+    """The URL of a release file upstream; `bases` are the downloads.* base URLs (default: the
+    schema's defaults)."""
+    return (bases or DEFAULT_BASES)[RELEASE_FILES[component][0]] + release_path(component, version, arch)
 
 
 @dataclass(frozen=True)
@@ -22,13 +52,10 @@ class Download:
     component: str
     version: str
     knob: str  # the cluster-file knob that sets the version
-    base_knob: str  # downloads.<base>
-    path: str  # path under the base URL; {v} and {arch} are filled in
     per_arch: bool = True
 
     def upstream_url(self, cluster, arch):
-        base = getattr(cluster.downloads, self.base_knob.split(".", 1)[1])
-        return base + self.path.format(v=self.version, arch=arch)
+        return upstream_url(self.component, self.version, arch, vars(cluster.downloads))
 
     def url(self, cluster, arch):
         upstream = self.upstream_url(cluster, arch)
@@ -41,41 +68,37 @@ class Download:
         versions = checksum_table(cluster).get(self.component, {}).get(self.version, {})
         return versions.get(arch if self.per_arch else ANY_ARCH)
 
-    @property
-    def file_name(self):
-        return self.path.rsplit("/", 1)[1]
+    def file_name(self, arch):
+        return release_path(self.component, self.version, arch).rsplit("/", 1)[1]
 
 
 def items(cluster):
     """Every file this cluster's deploy downloads."""
     kube = cluster.kubernetes.version
     runtime = cluster.containerd
-    result = [
-        Download(name, kube, "kubernetes.version", "downloads.kubernetes_url",
-                 f"/release/v{{v}}/bin/linux/{{arch}}/{name}")
-        for name in ("kubeadm", "kubelet", "kubectl")
-    ]
+    result = [Download(name, kube, "kubernetes.version") for name in ("kubeadm", "kubelet", "kubectl")]
     result += [
-        Download("containerd", runtime.version, "containerd.version", "downloads.github_url",
-                 "/containerd/containerd/releases/download/v{v}/containerd-{v}-linux-{arch}.tar.gz"),
-        Download("runc", runtime.runc_version, "containerd.runc_version", "downloads.github_url",
-                 "/opencontainers/runc/releases/download/v{v}/runc.{arch}"),
-        Download("crictl", runtime.crictl_version, "containerd.crictl_version", "downloads.github_url",
-                 "/kubernetes-sigs/cri-tools/releases/download/v{v}/crictl-v{v}-linux-{arch}.tar.gz"),
-        Download("cni_plugins", runtime.cni_plugins_version, "containerd.cni_plugins_version",
-                 "downloads.github_url",
-                 "/containernetworking/plugins/releases/download/v{v}/cni-plugins-linux-{arch}-v{v}.tgz"),
+        Download("containerd", runtime.version, "containerd.version"),
+        Download("runc", runtime.runc_version, "containerd.runc_version"),
+        Download("crictl", runtime.crictl_version, "containerd.crictl_version"),
+        Download("cni_plugins", runtime.cni_plugins_version, "containerd.cni_plugins_version"),
     ]
     if cluster.etcd.topology == "external":
-        result.append(Download("etcd", cluster.etcd.version, "etcd.version", "downloads.github_url",
-                               "/etcd-io/etcd/releases/download/v{v}/etcd-v{v}-linux-{arch}.tar.gz"))
-    if cluster.calico.install == "manifest":
-        component, manifest = "calico_manifest", "calico.yaml"
-    else:
-        component, manifest = "calico_operator", "tigera-operator.yaml"
-    result.append(Download(component, cluster.calico.version, "calico.version", "downloads.github_raw_url",
-                           f"/projectcalico/calico/v{{v}}/manifests/{manifest}", per_arch=False))
+        result.append(Download("etcd", cluster.etcd.version, "etcd.version"))
+    calico = "calico_manifest" if cluster.calico.install == "manifest" else "calico_operator"
+    result.append(Download(calico, cluster.calico.version, "calico.version", per_arch=False))
     return result
+
+
+def for_roles(cluster, roles):
+    """The release files a host with these roles fetches (the container runtime and the
+    Kubernetes binaries on control planes and workers, etcd on external etcd members)."""
+    wanted = set()
+    if "control_plane" in roles or "worker" in roles:
+        wanted |= {"kubeadm", "kubelet", "kubectl", "containerd", "runc", "crictl", "cni_plugins"}
+    if "etcd" in roles and cluster.etcd.topology == "external":
+        wanted.add("etcd")
+    return [item for item in items(cluster) if item.component in wanted]
 
 
 def by_component(cluster):
@@ -95,7 +118,7 @@ def _read_table(path):
     if not isinstance(data, dict):
         raise ChecksumFileError(f"{path} must map component -> version -> arch -> sha256")
     return {
-        str(component): {str(version).lstrip("v"): dict(arches or {}) for version, arches in (versions or {}).items()}
+        str(component): {bare(version): dict(arches or {}) for version, arches in (versions or {}).items()}
         for component, versions in data.items()
     }
 

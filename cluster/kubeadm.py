@@ -2,12 +2,19 @@
 
 from packaging.version import Version
 
+from cluster import paths
 from cluster.render import render
 
 
+def refuses_cgroup_v1(kubernetes_version):
+    """Whether this kubelet refuses a cgroup v1 host unless told (failCgroupV1), as kubeadm's
+    SystemVerification preflight check does: from 1.35 on."""
+    return Version(kubernetes_version) >= Version("1.35")
+
+
 def _ignored_preflight_errors(cluster):
-    # kubeadm refuses cgroup v1 from 1.35 on in SystemVerification; the knob says it is wanted
-    if cluster.kubernetes.allow_cgroup_v1 and Version(cluster.kubernetes.version) >= Version("1.35"):
+    # the knob says cgroup v1 is wanted: kubeadm must not refuse it either
+    if cluster.kubernetes.allow_cgroup_v1 and refuses_cgroup_v1(cluster.kubernetes.version):
         return ["SystemVerification"]
     return []
 
@@ -49,7 +56,7 @@ def shared_control_plane_files(cluster, secrets):
     Only the CAs, the service-account keys and the etcd client credentials, as kubeadm's
     manual certificate distribution lists; kubeadm makes each node's own certificates.
     """
-    pki = "/etc/kubernetes/pki"
+    pki = paths.PKI_DIR
     pairs = {
         "ca": secrets.kubernetes_ca,
         "front-proxy-ca": secrets.front_proxy_ca,
@@ -60,10 +67,10 @@ def shared_control_plane_files(cluster, secrets):
         files[f"{pki}/{name}.key"] = (pair.key, "0600")
     files[f"{pki}/sa.pub"] = (secrets.service_account.cert, "0644")
     files[f"{pki}/sa.key"] = (secrets.service_account.key, "0600")
-    files[f"{pki}/etcd/ca.crt"] = (secrets.etcd_ca.cert, "0644")
+    files[f"{paths.KUBEADM_ETCD_PKI_DIR}/ca.crt"] = (secrets.etcd_ca.cert, "0644")
     if cluster.etcd.topology == "external":
         files[f"{pki}/apiserver-etcd-client.crt"] = (secrets.apiserver_etcd_client.cert, "0644")
         files[f"{pki}/apiserver-etcd-client.key"] = (secrets.apiserver_etcd_client.key, "0600")
     else:  # kubeadm's stacked etcd signs each member's certificates with this CA
-        files[f"{pki}/etcd/ca.key"] = (secrets.etcd_ca.key, "0600")
+        files[f"{paths.KUBEADM_ETCD_PKI_DIR}/ca.key"] = (secrets.etcd_ca.key, "0600")
     return files

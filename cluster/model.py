@@ -71,10 +71,6 @@ class Cluster:
         return self.group("etcd")
 
     @property
-    def workers_group(self):
-        return self.group("worker")
-
-    @property
     def lb_hosts(self):
         return self.group("lb")
 

@@ -8,6 +8,8 @@ the two in step).
 from dataclasses import dataclass
 from typing import Any
 
+from cluster import paths
+
 ROLES = ("control_plane", "etcd", "worker", "lb")
 
 
@@ -44,7 +46,7 @@ KNOBS = (
          choices=("keepalived_haproxy", "kube_vip", "external", "none")),
     Knob("api.vip", None, "ip", "virtual IP of the API (keepalived_haproxy, kube_vip)"),
     Knob("api.external_address", None, "str", "address of the external load balancer (external)"),
-    Knob("api.port", 6443, "int", "API port clients use on the endpoint"),
+    Knob("api.port", paths.APISERVER_PORT, "int", "API port clients use on the endpoint"),
     Knob("api.interface", "eth0", "str", "interface the VIP is placed on"),
     Knob("api.virtual_router_id", 51, "int", "VRRP router id (keepalived)"),
     Knob("api.endpoint_name", "kube-api.kubeha.internal", "str",
@@ -122,11 +124,6 @@ KNOBS = (
 
 HOST_KEYS = {"name", "address", "roles", "ssh", "labels"}
 HOST_SSH_KEYS = {"user", "key", "port"}
-
-
-def knob_table():
-    """{path: Knob}, in declaration order."""
-    return {knob.path: knob for knob in KNOBS}
 
 
 def sections():

@@ -145,6 +145,8 @@ class ClusterSecrets:
         self.apiserver_etcd_client = KeyPair(pki / "apiserver-etcd-client.crt", pki / "apiserver-etcd-client.key")
         self.etcd_admin_client = KeyPair(pki / "etcd" / "admin-client.crt", pki / "etcd" / "admin-client.key")
         self.values_file = self.root / "secrets.yaml"
+        # the kubectl user's kubeconfig, copied here from a control plane (tasks/kubectl_user.py)
+        self.user_kubeconfig = self.root / f"{cluster.kubectl_user.name}.kubeconfig"
 
     def etcd_member(self, host, kind):
         """kind: server or peer."""

@@ -1,8 +1,10 @@
-"""Facts about containerd on a host: its version, whether it runs, and what its config sets."""
+"""Facts about containerd on a host: its version, whether it runs, what its config sets, and the
+registry hosts files kubeha wrote."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 
 from pyinfra.api import FactBase
@@ -92,3 +94,30 @@ class ContainerdState(FactBase[dict | None]):
             state["config_version"] = version if isinstance(version, int) else None
             state["systemd_cgroup"], state["sandbox_image"] = _config_values(config)
         return state
+
+
+class KubehaRegistryHosts(FactBase[dict]):
+    """
+    The registries of ``certs_dir`` whose hosts.toml kubeha wrote (its first line says
+    "# Managed by kubeha"), as ``{registry: path}``; ``{}`` when there is none.
+
+    .. code:: python
+
+        {"docker.io": "/etc/containerd/certs.d/docker.io/hosts.toml"}
+    """
+
+    default = dict
+
+    @override
+    def command(self, certs_dir: str) -> str:
+        return f"grep -l '^# Managed by kubeha' {shlex.quote(certs_dir)}/*/hosts.toml 2>/dev/null || true"
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        found = {}
+        for line in output:
+            path = line.strip()
+            parts = path.rsplit("/", 2)
+            if len(parts) == 3 and parts[2] == "hosts.toml" and parts[1]:
+                found[parts[1]] = path
+        return found

@@ -14,8 +14,6 @@ from typing_extensions import override
 
 from facts.common import MARKER, UNREACHABLE, dig, load_json, sections
 
-ETCD_BINARY = "/usr/local/bin/etcd"
-
 
 def _endpoint_list(endpoints: str | list[str]) -> list[str]:
     if isinstance(endpoints, str):
@@ -122,15 +120,65 @@ class EtcdHealth(FactBase[dict]):
         return health
 
 
+class EtcdMemberStatus(FactBase[dict]):
+    """
+    Whether each etcd endpoint given answers its health check and which etcd version serves it,
+    asked over TLS with curl (``GET /health`` and ``/version``), so it needs no etcdctl on the
+    host: it reads external members and kubeadm's stacked etcd pods alike. An endpoint that does
+    not answer is unhealthy with version None; every endpoint given is in the answer.
+
+    .. code:: python
+
+        {"https://10.123.0.21:2379": {"healthy": True, "version": "3.6.14"}}
+    """
+
+    default = dict
+
+    @override
+    def requires_command(self, endpoints, cacert: str, cert: str, key: str) -> str:
+        return "curl"
+
+    @override
+    def command(self, endpoints, cacert: str, cert: str, key: str) -> str:
+        curl = (f"curl -s --max-time 3 --cacert {shlex.quote(cacert)} --cert {shlex.quote(cert)}"
+                f" --key {shlex.quote(key)}")
+        return "; ".join(
+            f"echo {shlex.quote(f'{MARKER}endpoint {endpoint}')}; "
+            f"{curl} {shlex.quote(endpoint + '/health')} 2>/dev/null; echo; "
+            f"{curl} {shlex.quote(endpoint + '/version')} 2>/dev/null; echo"
+            for endpoint in _endpoint_list(endpoints)
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        status: dict = {}
+        current = None
+        for line in output:
+            if line.startswith(f"{MARKER}endpoint "):
+                current = line.split(" ", 1)[1].strip()
+                status[current] = {"healthy": False, "version": None}
+                continue
+            answer = load_json([line])
+            if current is None or not isinstance(answer, dict):
+                continue
+            if "health" in answer:
+                status[current]["healthy"] = answer["health"] in ("true", True)
+            server = answer.get("etcdserver")
+            if isinstance(server, str) and server:
+                status[current]["version"] = server
+        return status
+
+
 class EtcdVersion(FactBase[str | None]):
     """
-    The version of /usr/local/bin/etcd (``etcd --version``), e.g. "3.6.14"; None when the
-    binary is missing or says no version.
+    The version of the etcd program ``binary`` (``etcd --version``), e.g. "3.6.14"; None when
+    it is missing or says no version.
     """
 
     @override
-    def command(self) -> str:
-        return f"if [ -x {ETCD_BINARY} ]; then {ETCD_BINARY} --version 2>/dev/null || true; fi"
+    def command(self, binary: str) -> str:
+        quoted = shlex.quote(binary)
+        return f"if [ -x {quoted} ]; then {quoted} --version 2>/dev/null || true; fi"
 
     @override
     def process(self, output: list[str]) -> str | None:

@@ -1,4 +1,5 @@
-"""Facts about the host itself that kubeadm cares about: swap, cgroup version, time sync."""
+"""Facts about the host itself: its size, whether it is a container, swap, cgroup version, time
+sync, kernel modules, SELinux labels, inotify limits and any other firewall."""
 
 from __future__ import annotations
 
@@ -111,22 +112,169 @@ class TimeSync(FactBase[dict]):
         return state
 
 
-class UnitInstalled(FactBase[bool]):
+def _key_values(output: list[str]) -> dict[str, str]:
+    """``key=value`` lines as a dict (other lines are left out)."""
+    values = {}
+    for line in output:
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+class Resources(FactBase[dict]):
     """
-    Whether systemd knows the unit ``unit`` (``systemctl show -p LoadState``: "loaded"). False
-    before the package that ships it is installed (LoadState "not-found").
+    The host's CPUs (``nproc``) and memory (MemTotal of /proc/meminfo, in MB); None for what
+    cannot be read.
+
+    .. code:: python
+
+        {"cpus": 4, "memory_mb": 7812}
     """
 
-    default = bool
+    @staticmethod
+    def default() -> dict:
+        return {"cpus": None, "memory_mb": None}
 
     @override
-    def requires_command(self, unit: str) -> str:
-        return "systemctl"
+    def command(self) -> str:
+        return ("echo cpus=$(nproc 2>/dev/null); "
+                "awk '/^MemTotal:/ {print \"mem_kb=\" $2}' /proc/meminfo 2>/dev/null; true")
 
     @override
-    def command(self, unit: str) -> str:
-        return f"systemctl show -p LoadState --value -- {shlex.quote(unit)} 2>/dev/null || true"
+    def process(self, output: list[str]) -> dict:
+        values = _key_values(output)
+        mem_kb = _int(values.get("mem_kb"))
+        return {"cpus": _int(values.get("cpus")), "memory_mb": mem_kb // 1024 if mem_kb else None}
+
+
+class Container(FactBase[str | None]):
+    """
+    The container technology the host runs in (``systemd-detect-virt --container``:
+    systemd-nspawn, lxc, docker, ...), None on a machine of its own.
+    """
 
     @override
-    def process(self, output: list[str]) -> bool:
-        return bool(output) and output[0].strip() == "loaded"
+    def command(self) -> str:
+        return "systemd-detect-virt --container 2>/dev/null || true"
+
+    @override
+    def process(self, output: list[str]) -> str | None:
+        found = "".join(output).strip()
+        return found if found and found != "none" else None
+
+
+class OtherFirewalls(FactBase[list]):
+    """
+    The host firewalls besides kubeha's own table that are active: firewalld (``systemctl
+    is-active``) and ufw (``ENABLED=yes`` in /etc/ufw/ufw.conf), sorted.
+
+    .. code:: python
+
+        ["firewalld"]
+    """
+
+    default = list
+
+    @override
+    def command(self) -> str:
+        return ("systemctl is-active firewalld 2>/dev/null | sed 's/^/firewalld=/'; "
+                "grep -qs '^ENABLED=yes' /etc/ufw/ufw.conf && echo ufw=active; true")
+
+    @override
+    def process(self, output: list[str]) -> list:
+        return sorted(name for name, status in _key_values(output).items() if status == "active")
+
+
+# How to tell a module is there: built-in modules have no /sys/module entry when they take no
+# parameters, so look for what the module provides.
+MODULE_PROVIDES = {
+    "overlay": "grep -qw overlay /proc/filesystems",
+    "br_netfilter": "test -e /proc/sys/net/bridge/bridge-nf-call-iptables",
+}
+
+
+class KernelModules(FactBase[list]):
+    """
+    Which of ``modules`` the kernel has now, loaded or built in (a /sys/module entry, or what
+    the module provides: overlay in /proc/filesystems, br_netfilter's bridge sysctls), in the
+    order given.
+
+    .. code:: python
+
+        ["overlay"]
+    """
+
+    default = list
+
+    @override
+    def command(self, modules: list[str]) -> str:
+        probe = "; ".join(
+            f"if test -d /sys/module/{m} || {MODULE_PROVIDES.get(m, 'false')}; then echo {m}; fi"
+            for m in modules
+        )
+        return f"{probe}; true"
+
+    @override
+    def process(self, output: list[str]) -> list:
+        return " ".join(output).split()
+
+
+class SelinuxPendingLabels(FactBase[list]):
+    """
+    The files under ``paths`` whose SELinux label differs from the policy's (``restorecon -R
+    -n -v``: what a relabel would change, one line each); ``[]`` when none does, or without
+    restorecon.
+
+    .. code:: python
+
+        ["Would relabel /usr/local/bin/runc from user_tmp_t to bin_t"]
+    """
+
+    default = list
+
+    @override
+    def command(self, paths: list[str]) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        return f"restorecon -R -n -v {quoted} 2>/dev/null || true"
+
+    @override
+    def process(self, output: list[str]) -> list:
+        return [line.strip() for line in output if line.strip()]
+
+
+class InotifyUsage(FactBase[dict]):
+    """
+    The host's inotify limits (fs.inotify.max_user_instances and max_user_watches) and the
+    inotify instances root's processes hold now (``anon_inode:inotify`` among /proc/*/fd; the
+    limit counts per user, and the kubelet runs as root; an instance shared by two fds counts
+    twice). None for what cannot be read.
+
+    .. code:: python
+
+        {"max_user_instances": 128, "max_user_watches": 65536, "instances": 40}
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"max_user_instances": None, "max_user_watches": None, "instances": None}
+
+    @override
+    def command(self) -> str:
+        return (
+            'echo "max_user_instances=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null)"; '
+            'echo "max_user_watches=$(cat /proc/sys/fs/inotify/max_user_watches 2>/dev/null)"; '
+            "echo \"instances=$(find /proc/[0-9]*/fd -user 0 -lname 'anon_inode:inotify' 2>/dev/null | wc -l)\""
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        values = _key_values(output)
+        return {key: _int(values.get(key)) for key in self.default()}

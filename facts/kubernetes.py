@@ -1,7 +1,8 @@
 """Facts about a node's Kubernetes files and binaries, and what the API says about the cluster.
 
-The API facts run kubectl on the host with a kubeconfig there (admin.conf by default, read
-with sudo) and answer None when that file is missing or the API does not answer in time.
+The API facts run kubectl on the host with the kubeconfig given (read with sudo) and answer
+None when that file is missing or the API does not answer in time. KubeNodeState reads the
+files kubeadm itself puts in its fixed places.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from facts.common import (
     sections,
 )
 
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 _VERSION_RE = re.compile(r"\bv\d+\.\d+\.\d+[^\s\",]*")
@@ -86,8 +86,8 @@ class KubeNodeState(FactBase[dict]):
 
 class KubeBinaryVersions(FactBase[dict]):
     """
-    The versions of /usr/local/bin/{kubeadm,kubelet,kubectl}, None for a missing binary
-    (or one that does not say its version).
+    The versions of kubeadm, kubelet and kubectl in ``bin_dir``, None for a missing binary (or
+    one that does not say its version).
 
     .. code:: python
 
@@ -101,10 +101,10 @@ class KubeBinaryVersions(FactBase[dict]):
         return {name: None for name in KubeBinaryVersions.BINARIES}
 
     @override
-    def command(self) -> str:
+    def command(self, bin_dir: str) -> str:
         return (
             "for b in kubeadm kubelet kubectl; do"
-            ' p=/usr/local/bin/$b; if [ -x "$p" ]; then'
+            f' p={shlex.quote(bin_dir)}/$b; if [ -x "$p" ]; then'
             f' echo "{MARKER}$b";'
             ' case $b in'
             ' kubeadm) "$p" version -o short ;;'
@@ -155,11 +155,11 @@ class ClusterNodes(FactBase[dict | None]):
     """
 
     @override
-    def requires_command(self, kubeconfig: str = ADMIN_CONF) -> str:
+    def requires_command(self, kubeconfig: str) -> str:
         return "kubectl"
 
     @override
-    def command(self, kubeconfig: str = ADMIN_CONF) -> str:
+    def command(self, kubeconfig: str) -> str:
         get = kubectl(kubeconfig, "get --raw=/api/v1/nodes")
         return if_readable(kubeconfig, f"{get} 2>/dev/null || echo '{UNREACHABLE}'")
 
@@ -235,11 +235,11 @@ class BootstrapTokenIds(FactBase[list | None]):
     )
 
     @override
-    def requires_command(self, kubeconfig: str = ADMIN_CONF) -> str:
+    def requires_command(self, kubeconfig: str) -> str:
         return "kubectl"
 
     @override
-    def command(self, kubeconfig: str = ADMIN_CONF) -> str:
+    def command(self, kubeconfig: str) -> str:
         get = (
             "-n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token"
             f" -o go-template={shlex.quote(self.TEMPLATE)}"
@@ -293,31 +293,29 @@ class CertificateExpiry(FactBase[dict]):
     """
     When each certificate expires (``openssl x509 -enddate``), as ``{path: "...Z"}``.
 
-    + paths: files or shell globs; default every ``*.crt`` in /etc/kubernetes/pki and
-      /etc/kubernetes/pki/etcd. Files that are missing or not certificates are left out;
-      ``{}`` when none is found. Only certificates are read, never keys.
+    + paths: files or shell globs (e.g. every ``*.crt`` of kubeadm's PKI). Files that are
+      missing or not certificates are left out; ``{}`` when none is found. Only certificates
+      are read, never keys.
 
     .. code:: python
 
         {"/etc/kubernetes/pki/apiserver.crt": "2027-11-22T03:12:00Z"}
     """
 
-    DEFAULT_PATHS = ("/etc/kubernetes/pki/*.crt", "/etc/kubernetes/pki/etcd/*.crt")
-
     default = dict
 
     @override
-    def requires_command(self, paths: list[str] | None = None) -> str:
+    def requires_command(self, paths: list[str]) -> str:
         return "openssl"
 
     @override
-    def command(self, paths: list[str] | None = None) -> str:
+    def command(self, paths: list[str]) -> str:
         if isinstance(paths, str):
             paths = [paths]
         # Globs stay unquoted so the shell expands them; anything else is quoted.
         words = " ".join(
             p if re.fullmatch(r"[A-Za-z0-9_./*-]+", p) else shlex.quote(p)
-            for p in (paths or self.DEFAULT_PATHS)
+            for p in paths
         )
         return (
             f'for f in {words}; do if [ -f "$f" ]; then'
@@ -368,11 +366,11 @@ class CalicoState(FactBase[dict | None]):
     """
 
     @override
-    def requires_command(self, kubeconfig: str = ADMIN_CONF, namespace: str = "kube-system") -> str:
+    def requires_command(self, kubeconfig: str, namespace: str = "kube-system") -> str:
         return "kubectl"
 
     @override
-    def command(self, kubeconfig: str = ADMIN_CONF, namespace: str = "kube-system") -> str:
+    def command(self, kubeconfig: str, namespace: str = "kube-system") -> str:
         ns = shlex.quote(namespace)
         node = kubectl(kubeconfig, f"-n {ns} get daemonset calico-node -o json --ignore-not-found")
         ctrl = kubectl(
@@ -433,11 +431,11 @@ class ClusterRoleBinding(FactBase[dict | None]):
     """
 
     @override
-    def requires_command(self, binding: str, kubeconfig: str = ADMIN_CONF) -> str:
+    def requires_command(self, binding: str, kubeconfig: str) -> str:
         return "kubectl"
 
     @override
-    def command(self, binding: str, kubeconfig: str = ADMIN_CONF) -> str:
+    def command(self, binding: str, kubeconfig: str) -> str:
         # The argument cannot be called ``name``: pyinfra reserves it for operations.
         get = kubectl(
             kubeconfig, f"get clusterrolebinding {shlex.quote(binding)} -o json --ignore-not-found"

@@ -1,4 +1,5 @@
-"""Data every host gets: how pyinfra logs in and where the cluster's files live on a host."""
+"""What pyinfra needs for every host: how it logs in (the cluster file's SSH settings). Paths and
+ports of the cluster live in cluster/paths.py."""
 
 from cluster import load_checked
 
@@ -9,10 +10,3 @@ _sudo = _cluster.ssh.sudo
 ssh_known_hosts_file = _cluster.ssh.known_hosts_file
 ssh_strict_host_key_checking = _cluster.ssh.strict_host_key_checking
 ssh_connect_retries = 2
-
-# paths shared by several stages
-bin_dir = "/usr/local/bin"
-kubernetes_dir = "/etc/kubernetes"
-pki_dir = "/etc/kubernetes/pki"
-kubeadm_dir = "/etc/kubeha"  # generated kubeadm configs and manifests to apply
-download_dir = "/var/cache/kubeha/downloads"

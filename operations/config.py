@@ -53,3 +53,17 @@ def config_file(path, content, mode="0644", service=None, action="restart", daem
         verb = "try-reload-or-restart" if action == "reload" else "try-restart"
         yield f"systemctl {verb} {shlex.quote(service)}"
 
+
+
+@operation()
+def unit_with_config(unit, unit_content, config, config_content, service):
+    """A service's unit and its configuration file, with one action for both, decided when it
+    runs: a changed unit (another program) restarts the service once both files are in place;
+    a changed configuration alone reloads it."""
+    unit_changed = host.get_fact(Sha256File, path=unit) != hashlib.sha256(unit_content.encode()).hexdigest()
+    if unit_changed:
+        yield from config_file._inner(path=config, content=config_content)
+        yield from config_file._inner(path=unit, content=unit_content, daemon_reload=True, service=service,
+                                      action="restart")
+    else:
+        yield from config_file._inner(path=config, content=config_content, service=service, action="reload")

@@ -24,157 +24,23 @@ reads the other members' data dirs; a member that cannot be reached is then repo
 out.
 """
 
-import hashlib
 import shlex
-from dataclasses import dataclass
 
 from pyinfra import host, logger, state
 from pyinfra.api import operation
 from pyinfra.facts.files import Directory, File, FileContents
 from pyinfra.facts.systemd import SystemdStatus
 
-from cluster.render import render
+from cluster import paths
+from cluster.etcd import initial_env
 from facts.etcd import EtcdHealth, EtcdLogLost, EtcdMembers
 from operations.failure import fail
 from operations.config import config_file
 
 SERVICE = "etcd"
-ENV_FILE = "/etc/etcd/initial-cluster.env"
-APPLIED_FILE = "/etc/etcd/running-config.sha256"  # what the running etcd was started with
 WAIT_ATTEMPTS = 60  # x WAIT_SECONDS: how long a member may take to become healthy
 WAIT_SECONDS = 2
 CHANGE_ATTEMPTS = 15  # x WAIT_SECONDS: a membership change refused as "unhealthy cluster"
-METRICS_PORT = 2381  # plain HTTP, on 127.0.0.1 only
-
-
-@dataclass(frozen=True)
-class Member:
-    name: str
-    address: str
-    inventory_name: str  # the pyinfra host, for the one check that reads another host's facts
-    client_port: int = 2379
-    peer_port: int = 2380
-
-    @property
-    def client_url(self):
-        return f"https://{self.address}:{self.client_port}"
-
-    @property
-    def peer_url(self):
-        return f"https://{self.address}:{self.peer_port}"
-
-    def __str__(self):
-        return self.name
-
-
-@dataclass(frozen=True)
-class Etcd:
-    """The etcd cluster as the cluster file describes it, and where its files live on a member."""
-
-    members: tuple
-    token: str
-    data_dir: str = "/var/lib/kubeha-etcd"
-    pki_dir: str = "/etc/etcd/pki"
-
-    def __str__(self):
-        return f"etcd cluster {self.token} ({', '.join(m.name for m in self.members)})"
-
-    def member(self, name):
-        return next(m for m in self.members if m.name == name)
-
-    @property
-    def endpoints(self):
-        return [m.client_url for m in self.members]
-
-    @property
-    def quorum(self):
-        return len(self.members) // 2 + 1
-
-    @property
-    def wal_dir(self):
-        # etcd decides "I have been bootstrapped" by its WAL; so do we
-        return f"{self.data_dir}/member/wal"
-
-    @property
-    def tls(self):
-        """The admin client's files, for the facts and etcdctl."""
-        return {"cacert": f"{self.pki_dir}/ca.crt", "cert": f"{self.pki_dir}/admin-client.crt",
-                "key": f"{self.pki_dir}/admin-client.key"}
-
-    def etcdctl(self, endpoints, args):
-        tls = self.tls
-        return (f"etcdctl --endpoints={shlex.quote(','.join(endpoints))}"
-                f" --cacert={shlex.quote(tls['cacert'])} --cert={shlex.quote(tls['cert'])}"
-                f" --key={shlex.quote(tls['key'])} --dial-timeout=2s --command-timeout=10s {args}")
-
-    def initial_cluster(self, pairs=None):
-        """etcd's --initial-cluster: name=peer URL of each member (default: the file's members)."""
-        pairs = pairs if pairs is not None else [(m.name, m.peer_url) for m in self.members]
-        return ",".join(f"{name}={url}" for name, url in pairs)
-
-
-def from_cluster(cluster, inventory_names, client_port=2379, peer_port=2380, data_dir="/var/lib/kubeha-etcd",
-                 pki_dir="/etc/etcd/pki"):
-    """The Etcd of a cluster file; `inventory_names` maps a node's name to its pyinfra host."""
-    members = tuple(
-        Member(name=n.name, address=n.address, inventory_name=inventory_names.get(n.name, n.name),
-               client_port=client_port, peer_port=peer_port)
-        for n in cluster.etcd_hosts
-    )
-    return Etcd(members=members, token=cluster.name, data_dir=data_dir, pki_dir=pki_dir)
-
-
-def unit(etcd, member, bin_dir="/usr/local/bin", metrics_port=METRICS_PORT):
-    """The systemd unit of one member (templates/etcd.service.j2)."""
-    me = etcd.member(member)
-    return render(
-        "etcd.service.j2", member=me.name, address=me.address, token=etcd.token,
-        client_port=me.client_port, peer_port=me.peer_port, metrics_port=metrics_port,
-        data_dir=etcd.data_dir, pki_dir=etcd.pki_dir, bin_dir=bin_dir, env_file=ENV_FILE,
-    )
-
-
-def initial_env(etcd, member, state_name, pairs=None):
-    """The start-up environment file of one member (templates/etcd-initial-cluster.env.j2)."""
-    return render("etcd-initial-cluster.env.j2", member=member, data_dir=etcd.data_dir,
-                  state=state_name, initial_cluster=etcd.initial_cluster(pairs))
-
-
-def pki_files(secrets, node):
-    """{file name in the member's PKI dir: (local file in the cluster's state, is a key)}.
-
-    ca.crt, server.* and peer.* are etcd's (owned by the etcd user); admin-client.* is the
-    identity etcdctl uses for the facts and the membership operations (root only).
-    """
-    server, peer = secrets.etcd_member(node, "server"), secrets.etcd_member(node, "peer")
-    return {
-        "ca.crt": (secrets.etcd_ca.cert, False),
-        "server.crt": (server.cert, False),
-        "server.key": (server.key, True),
-        "peer.crt": (peer.cert, False),
-        "peer.key": (peer.key, True),
-        "admin-client.crt": (secrets.etcd_admin_client.cert, False),
-        "admin-client.key": (secrets.etcd_admin_client.key, True),
-    }
-
-
-def etcd_owned(pki):
-    """The PKI files the etcd process reads (the rest stay root's)."""
-    return sorted(name for name in pki if not name.startswith("admin-client"))
-
-
-def applied_for(unit_content, pki):
-    """What a member must have been started with: its unit and the PKI files etcd reads."""
-    return applied_hash(unit_content, *(pki[name][0].read_bytes() for name in etcd_owned(pki)))
-
-
-def applied_hash(*contents):
-    """The fingerprint of what a member runs with (its unit and certificates)."""
-    digest = hashlib.sha256()
-    for content in contents:
-        data = content.encode() if isinstance(content, str) else content
-        digest.update(hashlib.sha256(data).digest())
-    return digest.hexdigest()
 
 
 # What a member knows about itself and about the cluster, read when the operation runs.
@@ -192,7 +58,7 @@ def _file_lines(path):
 
 
 def _env_state():
-    for line in _file_lines(ENV_FILE):
+    for line in _file_lines(paths.ETCD_ENV_FILE):
         if line.startswith("INITIAL_CLUSTER_STATE="):
             return line.split("=", 1)[1]
     return None
@@ -248,12 +114,12 @@ def _wait_healthy(etcd, me):
 
 
 def _write_applied(applied):
-    return f"echo {applied} > {APPLIED_FILE}"
+    return f"echo {applied} > {paths.ETCD_APPLIED_FILE}"
 
 
 def _write_env(etcd, me, state_name, pairs=None):
     content = initial_env(etcd, me.name, state_name, pairs)
-    yield from config_file._inner(path=ENV_FILE, content=content, mode="0644")
+    yield from config_file._inner(path=paths.ETCD_ENV_FILE, content=content, mode="0644")
 
 
 # Decisions.
@@ -468,7 +334,7 @@ def restart_changed(etcd, member, applied):
     if not _active():
         host.noop(f"etcd is not running on {name}: it starts with the new files")
         return
-    current = (_file_lines(APPLIED_FILE) or [""])[0]
+    current = (_file_lines(paths.ETCD_APPLIED_FILE) or [""])[0]
     if current == applied:
         host.noop(f"{name} runs with its current unit and certificates")
         return

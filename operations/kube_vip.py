@@ -16,34 +16,14 @@ again after the joins, and on every later run without changing anything that is 
 from pyinfra import host, state
 from pyinfra.api import operation
 
-from cluster.context import cluster, has_role, is_first_control_plane, node
-from cluster.render import render
+from cluster.context import has_role
+from cluster.kube_vip import MANIFEST, kubeconfig_for, manifest
 from facts.kubernetes import KubeNodeState
 from operations.config import config_file
 
-MANIFEST = "/etc/kubernetes/manifests/kube-vip.yaml"
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-SUPER_ADMIN_CONF = "/etc/kubernetes/super-admin.conf"
-
-
-def manifest(the_cluster, the_node, kubeconfig):
-    """The static pod manifest for `the_node`, mounting `kubeconfig` from the host."""
-    return render("kube-vip.yaml.j2", cluster=the_cluster, node=the_node, kubeconfig=kubeconfig,
-                  image=f"{the_cluster.kube_vip.image}:v{the_cluster.kube_vip.version}")
-
-
-def kubeconfig_for(node_state, first_control_plane):
-    """Which kubeconfig kube-vip uses on a node in `node_state` (KubeNodeState); None while it
-    must have no manifest at all."""
-    if node_state["role"] is not None:
-        return ADMIN_CONF
-    if first_control_plane:
-        return SUPER_ADMIN_CONF
-    return None
-
 
 @operation()
-def kube_vip_manifest(member_by_then=False):
+def kube_vip_manifest(cluster, node, member_by_then=False):
     """Make /etc/kubernetes/manifests/kube-vip.yaml right for this control plane's state now.
 
     Decided when it runs (see the module's docstring); the kubelet picks a changed manifest up
@@ -53,16 +33,15 @@ def kube_vip_manifest(member_by_then=False):
     node_state = host.get_fact(KubeNodeState)
     if member_by_then and not state.is_executing and node_state["role"] is None:
         node_state = {**node_state, "role": "control_plane"}
-    kubeconfig = kubeconfig_for(node_state, is_first_control_plane())
+    kubeconfig = kubeconfig_for(node_state, node == cluster.first_control_plane)
     if kubeconfig is None:
         host.noop("kube-vip waits until this control plane has joined (kubeadm join needs an "
                   "empty manifests directory)")
         return
-    yield from config_file._inner(path=MANIFEST, content=manifest(cluster(), node(), kubeconfig),
-                                  mode="0600")
+    yield from config_file._inner(path=MANIFEST, content=manifest(cluster, node, kubeconfig), mode="0600")
 
 
-def write_kube_vip_manifest(name="Write the kube-vip static pod", member_by_then=False):
+def write_kube_vip_manifest(cluster, node, name="Write the kube-vip static pod", member_by_then=False):
     """The kube-vip manifest on this host if it is a control plane and kube-vip holds the VIP.
 
     For other stages: call it once after the operation that runs `kubeadm init` and once after
@@ -70,5 +49,5 @@ def write_kube_vip_manifest(name="Write the kube-vip static pod", member_by_then
     each control plane then gets the manifest that fits its state at that moment, and a call
     with nothing to change is a no-op.
     """
-    if cluster().api.mode == "kube_vip" and has_role("control_plane"):
-        kube_vip_manifest(name=name, member_by_then=member_by_then)
+    if cluster.api.mode == "kube_vip" and has_role("control_plane"):
+        kube_vip_manifest(name=name, cluster=cluster, node=node, member_by_then=member_by_then)

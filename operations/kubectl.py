@@ -6,9 +6,10 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import FileContents
 
+from cluster import paths
 from cluster.context import anchor_control_plane
 
-KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+KUBECTL = f"kubectl --kubeconfig {paths.ADMIN_CONF}"
 
 
 @operation()

@@ -5,6 +5,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
+from cluster import paths
 from cluster.context import anchor_control_plane
 from facts.kubernetes import ClusterNodes
 from operations.kubectl import KUBECTL
@@ -25,7 +26,7 @@ def taints_and_labels(schedulable, control_planes, labels):
     if host != anchor_control_plane():
         host.noop("nodes are labelled from the anchor control plane")
         return
-    nodes = host.get_fact(ClusterNodes, kubeconfig="/etc/kubernetes/admin.conf")
+    nodes = host.get_fact(ClusterNodes, kubeconfig=paths.ADMIN_CONF)
     for name, wanted in labels.items():
         current = (nodes or {}).get(name, {}).get("labels", {})
         missing = {k: v for k, v in wanted.items() if current.get(k) != v}

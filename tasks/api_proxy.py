@@ -13,50 +13,15 @@ The proxy has its own unit and configuration file, so a host that is also an lb 
 haproxy.service for the VIP apart.
 """
 
-import hashlib
-
-from pyinfra import host
-from pyinfra.api import operation
-from pyinfra.facts.files import Sha256File
 from pyinfra.operations import apt, dnf, python, systemd
 
-from cluster.context import cluster, has_role, hosts_with_role, node
-from cluster.render import render
-from operations.config import config_file
+from cluster import api_proxy
+from cluster.context import cluster, has_role, node, os_family
 from operations import stage
-from operations.host import os_family, packaged_service_off
+from operations.config import unit_with_config
+from operations.services import packaged_service_off
 
 stage.begin(name="Stage: Workers' API proxy", title="Workers' API proxy")
-
-SERVICE = "kubeha-api-proxy"
-UNIT = f"/etc/systemd/system/{SERVICE}.service"
-CONFIG = "/etc/kubeha/api-proxy.cfg"
-PACKAGES = {
-    ("haproxy", "debian"): ["haproxy"],
-    ("haproxy", "rhel"): ["haproxy"],
-    ("nginx", "debian"): ["nginx", "libnginx-mod-stream"],
-    ("nginx", "rhel"): ["nginx", "nginx-mod-stream"],
-}
-# nginx's stream module and the user its workers run as, as the distributions package them
-NGINX = {
-    "debian": {"stream_module": "/usr/lib/nginx/modules/ngx_stream_module.so", "user": "www-data"},
-    "rhel": {"stream_module": "/usr/lib64/nginx/modules/ngx_stream_module.so", "user": "nginx"},
-}
-
-
-@operation()
-def proxy_files(unit, config):
-    """The proxy's unit and configuration, and one action for both, decided when it runs: a
-    changed unit (another program) restarts the proxy once both files are in place; a changed
-    configuration alone reloads it."""
-    unit_changed = host.get_fact(Sha256File, path=UNIT) != hashlib.sha256(unit.encode()).hexdigest()
-    if unit_changed:
-        yield from config_file._inner(path=CONFIG, content=config)
-        yield from config_file._inner(path=UNIT, content=unit, daemon_reload=True, service=SERVICE,
-                                      action="restart")
-    else:
-        yield from config_file._inner(path=CONFIG, content=config, service=SERVICE, action="reload")
-
 
 if has_role("worker") and cluster().uses_localhost_proxy(node()):
     program = cluster().workers.proxy
@@ -66,10 +31,10 @@ if has_role("worker") and cluster().uses_localhost_proxy(node()):
                                name=f"Install {program}")
     else:
         if family == "debian":
-            apt.packages(name=f"Install {program}", packages=PACKAGES[program, family],
+            apt.packages(name=f"Install {program}", packages=api_proxy.PACKAGES[program, family],
                          update=True, cache_time=86400)
         else:
-            dnf.packages(name=f"Install {program}", packages=PACKAGES[program, family])
+            dnf.packages(name=f"Install {program}", packages=api_proxy.PACKAGES[program, family])
 
         # the package's own service is not the proxy (on Debian it starts at once, nginx on :80);
         # an lb host keeps its haproxy.service, which the lb stage runs
@@ -77,13 +42,10 @@ if has_role("worker") and cluster().uses_localhost_proxy(node()):
             packaged_service_off(name=f"Stop the packaged {program} service", service=program,
                                  started_by_package=family == "debian")
 
-        values = {"cluster": cluster(), "node": node(),
-                  "apiserver_port": hosts_with_role("control_plane")[0].data.apiserver_port}
-        if program == "nginx":
-            values.update(NGINX[family])
-        proxy_files(
+        unit_with_config(
             name="Write the API proxy's unit and configuration",
-            unit=render("kubeha-api-proxy.service.j2", cluster=cluster(), program=program, config=CONFIG),
-            config=render(f"api-proxy-{program}.cfg.j2", **values),
+            unit=api_proxy.UNIT, unit_content=api_proxy.unit(cluster(), program),
+            config=api_proxy.CONFIG, config_content=api_proxy.config(cluster(), node(), program, family),
+            service=api_proxy.SERVICE,
         )
-        systemd.service(name="Run the API proxy", service=SERVICE, running=True, enabled=True)
+        systemd.service(name="Run the API proxy", service=api_proxy.SERVICE, running=True, enabled=True)

@@ -9,6 +9,7 @@ import hashlib
 
 from pyinfra import host
 
+from cluster import paths
 from cluster.context import cluster, has_role
 from cluster.render import render
 from facts.kubernetes import CalicoState
@@ -21,19 +22,19 @@ stage.begin(name="Stage: Calico", title="Calico")
 
 
 def calico_present():
-    state = host.get_fact(CalicoState, kubeconfig="/etc/kubernetes/admin.conf")
+    state = host.get_fact(CalicoState, kubeconfig=paths.ADMIN_CONF)
     return bool(state and state.get("installed"))
 
 
 if has_role("control_plane"):
-    directory = f"{host.data.kubeadm_dir}/calico"
+    directory = f"{paths.KUBEADM_DIR}/calico"
     if cluster().calico.install == "manifest":
-        manifest, manifest_sha = fetch("calico_manifest", dest=f"{directory}/calico.yaml")
+        manifest, manifest_sha = fetch(cluster(), "calico_manifest", dest=f"{directory}/calico.yaml")
         extra = render("calico/kustomization.yaml.j2", cluster=cluster())
         config_file(name="Write Calico's kustomization", path=f"{directory}/kustomization.yaml", content=extra)
         target, kustomize = directory, True
     else:
-        manifest, manifest_sha = fetch("calico_operator", dest=f"{directory}/tigera-operator.yaml")
+        manifest, manifest_sha = fetch(cluster(), "calico_operator", dest=f"{directory}/tigera-operator.yaml")
         extra = render("calico/installation.yaml.j2", cluster=cluster())
         config_file(name="Write Calico's Installation", path=f"{directory}/installation.yaml", content=extra)
         kubectl.apply(name="Install the Tigera operator", path=manifest, content_sha256=manifest_sha)

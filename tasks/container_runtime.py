@@ -21,66 +21,67 @@ Runs on control planes and workers. Alone: `pyinfra inventory.py tasks/container
 from pyinfra import host
 from pyinfra.operations import files, systemd
 
-from cluster.context import arch, cluster, has_role, node
+from cluster import paths, runtime
+from cluster.context import arch, cluster, has_role, node, os_family
 from cluster.render import render
-from operations import host as host_ops
+from operations import stage
 from operations.archive import unpack
 from operations.config import config_file
+from operations.containerd import remove_stale_registry_hosts
 from operations.download import fetch
-from operations import stage
+from operations.host import selinux_relabel
+from operations.services import restart_if_running_another
 
 stage.begin(name="Stage: Container runtime", title="Container runtime")
 
 CONTAINERD_TOOLS = ("containerd", "containerd-shim-runc-v2", "ctr")
 CNI_DIR = "/opt/cni/bin"
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")  # checked after unpacking
-RUNC = host_ops.RUNC
-CERTS_DIR = host_ops.CERTS_DIR
 
 
-if (has_role("control_plane") or has_role("worker")) and host_ops.os_family() and arch():
-    runtime = cluster().containerd
-    bin_dir = host.data.bin_dir
-    containerd_dir = f"/opt/kubeha/containerd-{runtime.version}"
-    crictl_dir = f"/opt/kubeha/crictl-{runtime.crictl_version}"
+if (has_role("control_plane") or has_role("worker")) and os_family() and arch():
+    versions = cluster().containerd
+    bin_dir = paths.BIN_DIR
+    containerd_dir = f"{paths.RELEASES_DIR}/containerd-{versions.version}"
+    crictl_dir = f"{paths.RELEASES_DIR}/crictl-{versions.crictl_version}"
 
-    archive, archive_sha256 = fetch("containerd")
-    unpack(name=f"Unpack containerd {runtime.version}", archive=archive, archive_sha256=archive_sha256,
+    archive, archive_sha256 = fetch(cluster(), "containerd")
+    unpack(name=f"Unpack containerd {versions.version}", archive=archive, archive_sha256=archive_sha256,
            dest=containerd_dir, targets=[f"bin/{tool}" for tool in CONTAINERD_TOOLS])
     for tool in host.loop(CONTAINERD_TOOLS):
-        files.link(name=f"Link {tool} {runtime.version}", path=f"{bin_dir}/{tool}",
+        files.link(name=f"Link {tool} {versions.version}", path=f"{bin_dir}/{tool}",
                    target=f"{containerd_dir}/bin/{tool}")
 
-    fetch("runc", dest=RUNC, mode="0755")
+    fetch(cluster(), "runc", dest=paths.RUNC, mode="0755")
 
-    archive, archive_sha256 = fetch("cni_plugins")
+    archive, archive_sha256 = fetch(cluster(), "cni_plugins")
     files.directory(name="CNI plugins directory", path=CNI_DIR, mode="0755")
-    unpack(name=f"Unpack the CNI plugins {runtime.cni_plugins_version}", archive=archive,
+    unpack(name=f"Unpack the CNI plugins {versions.cni_plugins_version}", archive=archive,
            archive_sha256=archive_sha256, dest=CNI_DIR, targets=CNI_PLUGINS)
 
-    archive, archive_sha256 = fetch("crictl")
-    unpack(name=f"Unpack crictl {runtime.crictl_version}", archive=archive, archive_sha256=archive_sha256,
+    archive, archive_sha256 = fetch(cluster(), "crictl")
+    unpack(name=f"Unpack crictl {versions.crictl_version}", archive=archive, archive_sha256=archive_sha256,
            dest=crictl_dir, targets=["crictl"])
-    files.link(name=f"Link crictl {runtime.crictl_version}", path=f"{bin_dir}/crictl", target=f"{crictl_dir}/crictl")
+    files.link(name=f"Link crictl {versions.crictl_version}", path=f"{bin_dir}/crictl", target=f"{crictl_dir}/crictl")
     config_file(name="Point crictl at containerd", path="/etc/crictl.yaml",
-                content=render("crictl.yaml.j2", socket=host_ops.CONTAINERD_SOCKET))
+                content=render("crictl.yaml.j2", socket=paths.CONTAINERD_SOCKET))
 
-    host_ops.selinux_relabel(name="Label the runtime's files for SELinux",
-                             paths=[bin_dir, "/usr/local/sbin", "/opt/kubeha", CNI_DIR])
+    selinux_relabel(name="Label the runtime's files for SELinux",
+                    paths=[bin_dir, paths.SBIN_DIR, paths.RELEASES_DIR, CNI_DIR])
 
-    mirrors = host_ops.registry_hosts(cluster())
+    mirrors = runtime.registry_hosts(cluster())
     for registry in host.loop(sorted(mirrors)):
-        config_file(name=f"Registry mirrors of {registry}", path=f"{CERTS_DIR}/{registry}/hosts.toml",
-                    content=render("hosts.toml.j2", registry=registry, mirrors=mirrors[registry]))
-    host_ops.remove_stale_registry_hosts(name="Remove registry mirrors no longer configured",
-                                         certs_dir=CERTS_DIR, wanted=sorted(mirrors))
+        config_file(name=f"Registry mirrors of {registry}", path=f"{paths.CONTAINERD_CERTS_DIR}/{registry}/hosts.toml",
+                    content=runtime.hosts_toml(registry, mirrors[registry]))
+    remove_stale_registry_hosts(name="Remove registry mirrors no longer configured",
+                                certs_dir=paths.CONTAINERD_CERTS_DIR, wanted=sorted(mirrors))
 
     config_file(name="Write containerd's unit", path="/etc/systemd/system/containerd.service",
-                content=render("containerd.service.j2", version=runtime.version, bin_dir=bin_dir,
+                content=render("containerd.service.j2", version=versions.version, bin_dir=bin_dir,
                                modprobe="/sbin/modprobe"),
                 daemon_reload=True, service="containerd")
     config_file(name="Write containerd's configuration", path="/etc/containerd/config.toml",
-                content=host_ops.containerd_config(cluster(), node()), service="containerd")
-    host_ops.restart_if_running_another(name="Restart a containerd still running an older release",
-                                        service="containerd", binary=f"{containerd_dir}/bin/containerd")
+                content=runtime.containerd_config(cluster(), node()), service="containerd")
+    restart_if_running_another(name="Restart a containerd still running an older release",
+                               service="containerd", binary=f"{containerd_dir}/bin/containerd")
     systemd.service(name="Run containerd", service="containerd", running=True, enabled=True)

@@ -4,14 +4,12 @@ control plane, then every other control plane joined one at a time with the CA p
 Runs on the control planes. Alone: `pyinfra inventory.py tasks/control_plane.py`.
 """
 
-from pyinfra import host
-
-from cluster import kubeadm
+from cluster import kubeadm, paths
 from cluster.context import cluster, has_role, is_first_control_plane, node, secrets
 from operations import kubeadm as kubeadm_ops
 from operations.config import config_file
-from operations.kube_vip import write_kube_vip_manifest
 from operations import stage
+from operations.kube_vip import write_kube_vip_manifest
 
 stage.begin(name="Stage: Control plane", title="Control plane")
 
@@ -20,8 +18,8 @@ if has_role("control_plane"):
         config_file(name=f"Install {path}", path=path,
                     content=local_file.read_bytes(), mode=mode, secret=mode == "0600")
 
-    init_config = f"{host.data.kubeadm_dir}/kubeadm-init.yaml"
-    join_config = f"{host.data.kubeadm_dir}/kubeadm-join.yaml"
+    init_config = f"{paths.KUBEADM_DIR}/kubeadm-init.yaml"
+    join_config = f"{paths.KUBEADM_DIR}/kubeadm-join.yaml"
     if is_first_control_plane():
         config_file(name="Write kubeadm's init configuration", path=init_config,
                     content=kubeadm.init_config(cluster(), node(), secrets()), mode="0600", secret=True)
@@ -31,10 +29,12 @@ if has_role("control_plane"):
     if is_first_control_plane():
         kubeadm_ops.init(name="kubeadm init on the first control plane", config_path=init_config)
     # init is done: kube-vip on the first control plane moves from super-admin.conf to admin.conf
-    write_kube_vip_manifest(name="Point kube-vip at admin.conf after init", member_by_then=is_first_control_plane())
+    write_kube_vip_manifest(cluster(), node(), name="Point kube-vip at admin.conf after init",
+                            member_by_then=is_first_control_plane())
     kubeadm_ops.bootstrap_token(name="Make sure a bootstrap token exists for the joins",
-                                token=secrets().bootstrap_token)
-    kubeadm_ops.join(name="kubeadm join as a control plane, one at a time", config_path=join_config,
-                     _serial=True)
+                                cluster=cluster(), token=secrets().bootstrap_token)
+    kubeadm_ops.join(name="kubeadm join as a control plane, one at a time", cluster=cluster(), node=node(),
+                     config_path=join_config, _serial=True)
     # joined control planes take their share of the VIP (a join needs empty manifests first)
-    write_kube_vip_manifest(name="Write the kube-vip static pod after the joins", member_by_then=True)
+    write_kube_vip_manifest(cluster(), node(), name="Write the kube-vip static pod after the joins",
+                            member_by_then=True)

@@ -3,11 +3,11 @@
 Runs on the hosts with the etcd role when etcd.topology is external (with stacked etcd, kubeadm
 runs etcd and this stage does nothing). Alone: `pyinfra inventory.py tasks/etcd.py`.
 
-The files are decided while planning: the release archive, the certificates of the cluster's
-local state (cluster/secrets.py), and the unit rendered from templates/etcd.service.j2. The
-membership is decided when its operations run (operations/etcd.py): a new cluster starts with
-every member at once; a member missing from a running cluster is added through a healthy
-member, one at a time; a replaced machine (listed, data dir gone) is removed and added again;
+The files are decided while planning (cluster/etcd.py): the release archive, the certificates
+of the cluster's local state (cluster/secrets.py), and the unit rendered from
+templates/etcd.service.j2. The membership is decided when its operations run
+(operations/etcd.py): a new cluster starts with every member at once; a member missing from a
+running cluster is added through a healthy member, one at a time; a replaced machine (listed, data dir gone) is removed and added again;
 a member whose unit or certificates changed is restarted one at a time, only while the others
 keep a quorum, waiting until it is healthy before the next. A member whose host cannot be
 reached is left out and reported; the others go on.
@@ -16,12 +16,12 @@ reached is left out and reported; the others go on.
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
 
+from cluster import etcd as etcd_plan, paths
 from cluster.context import cluster, has_role, hosts_with_role, node, secrets
-from operations import etcd as etcd_ops
+from operations import etcd as etcd_ops, stage
 from operations.archive import unpack
 from operations.config import config_file
 from operations.download import fetch
-from operations import stage
 
 stage.begin(name="Stage: etcd", title="etcd")
 
@@ -29,23 +29,20 @@ TOOLS = ("etcd", "etcdctl", "etcdutl")
 
 
 if cluster().etcd.topology == "external" and has_role("etcd"):
-    etcd = etcd_ops.from_cluster(
-        cluster(), {n.name: h.name for n, h in zip(cluster().etcd_hosts, hosts_with_role("etcd"))},
-        client_port=host.data.etcd_client_port, peer_port=host.data.etcd_peer_port,
-        data_dir=host.data.etcd_data_dir, pki_dir=host.data.etcd_pki_dir,
-    )
+    etcd = etcd_plan.from_cluster(
+        cluster(), {n.name: h.name for n, h in zip(cluster().etcd_hosts, hosts_with_role("etcd"))})
     me = etcd.member(node().name)
     version = cluster().etcd.version
-    release_dir = f"/opt/kubeha/etcd-{version}"
+    release_dir = f"{paths.RELEASES_DIR}/etcd-{version}"
 
-    archive, archive_sha256 = fetch("etcd")
+    archive, archive_sha256 = fetch(cluster(), "etcd")
     unpack(
         name=f"Unpack etcd {version}",
         archive=archive, archive_sha256=archive_sha256, dest=release_dir,
         targets=TOOLS, strip_components=1,
     )
     for tool in host.loop(TOOLS):
-        files.link(name=f"Link {tool} {version}", path=f"{host.data.bin_dir}/{tool}",
+        files.link(name=f"Link {tool} {version}", path=f"{paths.BIN_DIR}/{tool}",
                    target=f"{release_dir}/{tool}")
 
     server.group(name="Group etcd", group="etcd", system=True)
@@ -54,7 +51,7 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
     files.directory(name="etcd data dir", path=etcd.data_dir, user="etcd", group="etcd", mode="0700")
     files.directory(name="etcd PKI dir", path=etcd.pki_dir, user="etcd", group="etcd", mode="0700")
 
-    pki = etcd_ops.pki_files(secrets(), node())
+    pki = etcd_plan.pki_files(secrets(), node())
     for file_name in host.loop(sorted(pki)):
         local_path, is_secret = pki[file_name]
         config_file(
@@ -67,11 +64,11 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
     # etcd reads its own certificates and keys; the admin client's stay root's
     etcd_ops.owned(
         name="etcd owns its certificates",
-        paths=[f"{etcd.pki_dir}/{f}" for f in etcd_ops.etcd_owned(pki)],
+        paths=[f"{etcd.pki_dir}/{f}" for f in etcd_plan.etcd_owned(pki)],
         user="etcd", group="etcd",
     )
 
-    unit_content = etcd_ops.unit(etcd, me.name, bin_dir=host.data.bin_dir)
+    unit_content = etcd_plan.unit(etcd, me.name)
     config_file(
         name="Write the etcd unit",
         path="/etc/systemd/system/etcd.service",
@@ -80,7 +77,7 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
         action="none",  # restarts are quorum-safe, one member at a time: restart_changed below
     )
     # what the running etcd must have been started with; a difference means a restart
-    applied = etcd_ops.applied_for(unit_content, pki)
+    applied = etcd_plan.applied_for(unit_content, pki)
     # enabled only: the membership operations below decide when it first starts
     systemd.service(name="Enable etcd", service="etcd", running=None, enabled=True)
 

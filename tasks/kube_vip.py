@@ -12,9 +12,10 @@ switches the first control plane to admin.conf. Which of these applies is read f
 when the operation runs (see operations/kube_vip.py), so a second run changes nothing.
 """
 
-from operations.kube_vip import write_kube_vip_manifest
+from cluster.context import cluster, node
 from operations import stage
+from operations.kube_vip import write_kube_vip_manifest
 
 stage.begin(name="Stage: kube-vip", title="kube-vip")
 
-write_kube_vip_manifest()
+write_kube_vip_manifest(cluster(), node())

@@ -11,7 +11,8 @@ import hashlib
 from pyinfra import host
 from pyinfra.operations import server
 
-from cluster.context import anchor_control_plane, cluster, has_role
+from cluster import paths
+from cluster.context import anchor_control_plane, cluster, has_role, secrets
 from cluster.render import render
 from facts.kubernetes import ClusterRoleBinding
 from operations import kubectl
@@ -26,13 +27,13 @@ binding = f"kubeha:{user.name}"
 
 
 def binding_present():
-    current = host.get_fact(ClusterRoleBinding, binding=binding)
+    current = host.get_fact(ClusterRoleBinding, binding=binding, kubeconfig=paths.ADMIN_CONF)
     return bool(current) and current["role"] == user.cluster_role
 
 
 if has_role("control_plane"):
     server.user(name="Create the kubectl user", user=user.name, shell="/bin/bash", create_home=True)
-    user_config = f"{host.data.kubeadm_dir}/kubeadm-user.yaml"
+    user_config = f"{paths.KUBEADM_DIR}/kubeadm-user.yaml"
     config_file(name="Write the kubectl user's kubeadm configuration", path=user_config,
                 content=render("kubeadm-user.yaml.j2", cluster=cluster(),
                                server=f"{cluster().api_address}:{cluster().api.port}"))
@@ -41,11 +42,11 @@ if has_role("control_plane"):
                             group=user.group, config_path=user_config, kubeconfig=kubeconfig)
 
     rbac = render("kubectl-user-rbac.yaml.j2", user=user, binding=binding)
-    rbac_path = f"{host.data.kubeadm_dir}/kubectl-user-rbac.yaml"
+    rbac_path = f"{paths.KUBEADM_DIR}/kubectl-user-rbac.yaml"
     config_file(name="Write the kubectl user's role binding", path=rbac_path, content=rbac)
     kubectl.apply(name="Bind the kubectl user's group to its role", path=rbac_path,
                   content_sha256=hashlib.sha256(rbac.encode()).hexdigest(), present=binding_present)
 
     if host == anchor_control_plane():
         keep_private_copy(name="Keep a copy of the kubectl user's kubeconfig locally", src=kubeconfig,
-                          dest=str(cluster().state_dir / f"{user.name}.kubeconfig"))
+                          dest=str(secrets().user_kubeconfig))

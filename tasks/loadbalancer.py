@@ -6,30 +6,20 @@ Runs on the hosts with the lb role when api.mode is keepalived_haproxy. Alone:
 
 The first lb host of the cluster file is the VRRP MASTER (priority 101), each further one a
 BACKUP one lower (100, 99, ...), all with the same virtual_router_id and password. keepalived
-runs a check script every few seconds (group_data/lb.py); when this host's haproxy cannot reach
+runs a check script every few seconds (cluster/loadbalancer.py); when this host's haproxy cannot reach
 a healthy apiserver the host's priority drops and a BACKUP takes the VIP over. haproxy binds the
 VIP on every lb host (net.ipv4.ip_nonlocal_bind), so the new holder serves at once. Adding a
 control plane rewrites haproxy.cfg and reloads haproxy; nothing restarts unless its file changed.
 """
 
-from pyinfra import host
 from pyinfra.operations import apt, dnf, python, server, systemd
 
-from cluster.context import cluster, has_role, hosts_with_role, node, secrets
-from cluster.render import render
-from operations.config import config_file
+from cluster import loadbalancer
+from cluster.context import cluster, has_role, node, os_family, secrets
 from operations import stage
-from operations.host import os_family
+from operations.config import config_file
 
 stage.begin(name="Stage: Load balancer", title="Load balancer")
-
-HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
-KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf"
-CHECK_SCRIPT = "/etc/keepalived/check_apiserver.sh"
-PACKAGES = {
-    "debian": ["keepalived", "haproxy", "curl", "iproute2"],
-    "rhel": ["keepalived", "haproxy", "curl", "iproute"],
-}
 
 
 if cluster().api.mode == "keepalived_haproxy" and has_role("lb"):
@@ -39,10 +29,10 @@ if cluster().api.mode == "keepalived_haproxy" and has_role("lb"):
                                name="Install keepalived and haproxy")
     else:
         if family == "debian":
-            apt.packages(name="Install keepalived and haproxy", packages=PACKAGES["debian"],
+            apt.packages(name="Install keepalived and haproxy", packages=loadbalancer.PACKAGES["debian"],
                          update=True, cache_time=86400)
         else:
-            dnf.packages(name="Install keepalived and haproxy", packages=PACKAGES["rhel"])
+            dnf.packages(name="Install keepalived and haproxy", packages=loadbalancer.PACKAGES["rhel"])
 
         server.sysctl(
             name="Let haproxy bind the VIP while another lb host holds it",
@@ -52,46 +42,13 @@ if cluster().api.mode == "keepalived_haproxy" and has_role("lb"):
             persist_file="/etc/sysctl.d/90-kubeha-loadbalancer.conf",
         )
 
-        config_file(
-            name="Write haproxy's configuration",
-            path=HAPROXY_CONFIG,
-            content=render(
-                "haproxy.cfg.j2",
-                cluster=cluster(),
-                node=node(),
-                apiserver_port=hosts_with_role("control_plane")[0].data.apiserver_port,
-                stats_port=host.data.haproxy_stats_port,
-            ),
-            service="haproxy",
-            action="reload",
-        )
-        config_file(
-            name="Write keepalived's check script",
-            path=CHECK_SCRIPT,
-            content=render("check_apiserver.sh.j2", cluster=cluster(), node=node()),
-            mode="0755",
-        )
-        config_file(
-            name="Write keepalived's configuration",
-            path=KEEPALIVED_CONFIG,
-            content=render(
-                "keepalived.conf.j2",
-                cluster=cluster(),
-                node=node(),
-                password=secrets().vrrp_password,
-                check_script=CHECK_SCRIPT,
-                check={
-                    "interval": host.data.vrrp_check_interval,
-                    "weight": host.data.vrrp_check_weight,
-                    "fall": host.data.vrrp_check_fall,
-                    "rise": host.data.vrrp_check_rise,
-                },
-            ),
-            mode="0600",
-            secret=True,
-            service="keepalived",
-            action="reload",
-        )
+        config_file(name="Write haproxy's configuration", path=loadbalancer.HAPROXY_CONFIG,
+                    content=loadbalancer.haproxy_config(cluster(), node()), service="haproxy", action="reload")
+        config_file(name="Write keepalived's check script", path=loadbalancer.CHECK_SCRIPT,
+                    content=loadbalancer.check_script(cluster(), node()), mode="0755")
+        config_file(name="Write keepalived's configuration", path=loadbalancer.KEEPALIVED_CONFIG,
+                    content=loadbalancer.keepalived_config(cluster(), node(), secrets().vrrp_password),
+                    mode="0600", secret=True, service="keepalived", action="reload")
 
         systemd.service(name="Run haproxy", service="haproxy", running=True, enabled=True)
         systemd.service(name="Run keepalived", service="keepalived", running=True, enabled=True)

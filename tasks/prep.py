@@ -8,7 +8,7 @@ Runs on all hosts. Alone: `pyinfra inventory.py tasks/prep.py`.
   the external load balancer, or 127.0.0.1 where a localhost proxy serves it.
 - The download cache the later stages fetch the pinned release files into.
 - offline.apt_proxy: apt's proxy file (or dnf.conf's proxy line), written before any install.
-- Packages per OS family (operations/host.py: PACKAGES), the time sync package, prep.packages.
+- Packages per OS family (cluster/system.py: PACKAGES), the time sync package, prep.packages.
 - Swap off now and after reboots. In a container, swap is the machine's: never turned off here.
 - overlay and br_netfilter loaded and listed in /etc/modules-load.d/kubeha.conf.
 - Only net.* sysctls (bridge netfilter, IPv4 forwarding), persisted in
@@ -26,30 +26,21 @@ Runs on all hosts. Alone: `pyinfra inventory.py tasks/prep.py`.
 from pyinfra import host
 from pyinfra.operations import apt, dnf, files, server, systemd
 
-from cluster.context import cluster, has_role, hosts_with_role, node
+from cluster import firewall, paths, system
+from cluster.context import cluster, container, node, os_family
 from cluster.render import render
-from operations import host as host_ops
-from operations.config import config_file
 from operations import stage
+from operations.config import config_file
+from operations.host import kernel_modules, swap_off
 
 stage.begin(name="Stage: Prepare the hosts", title="Prepare the hosts")
 
-MODULES = ("overlay", "br_netfilter")
-SYSCTLS = {
-    "net.bridge.bridge-nf-call-iptables": 1,
-    "net.bridge.bridge-nf-call-ip6tables": 1,
-    "net.ipv4.ip_forward": 1,
-}
 SYSCTL_FILE = "/etc/sysctl.d/99-kubeha.conf"
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/01kubeha-proxy"
-FIREWALL_RULES = "/etc/kubeha/kubeha.nft"
-FIREWALL_UNIT = "/etc/systemd/system/kubeha-firewall.service"
-NFT = "/usr/sbin/nft"
-ETCD_PORTS = (2379, 2380)  # client and peer, stacked (kubeadm's) or external (group_data/etcd.py)
 
 me = node()
-family = host_ops.os_family()  # None: preflight has failed this host, nothing is planned
-in_container = host_ops.container()
+family = os_family()  # None: the host checks have failed this host, nothing is planned
+in_container = container()
 prep = cluster().prep
 
 if family:
@@ -57,10 +48,10 @@ if family:
     files.block(
         name="List the cluster's hosts and the API endpoint in /etc/hosts",
         path="/etc/hosts",
-        content="\n".join(host_ops.hosts_entries(cluster(), me)),
+        content="\n".join(system.hosts_entries(cluster(), me)),
         marker="# {mark} kubeha cluster hosts",
     )
-    files.directory(name="Create the download cache", path=host.data.download_dir, mode="0755")
+    files.directory(name="Create the download cache", path=paths.DOWNLOAD_DIR, mode="0755")
 
     # the package manager's proxy comes before any package
     if family == "debian":
@@ -69,26 +60,27 @@ if family:
                         content=render("apt-proxy.conf.j2", proxy=cluster().offline.apt_proxy))
         else:
             files.file(name="Send apt through offline.apt_proxy", path=APT_PROXY_FILE, present=False)
-        apt.packages(name="Install the OS packages", packages=host_ops.packages(cluster(), family),
+        apt.packages(name="Install the OS packages", packages=system.packages(cluster(), family),
                      update=True, cache_time=86400)
     else:
         if cluster().offline.apt_proxy:
             files.line(name="Send dnf through offline.apt_proxy", path="/etc/dnf/dnf.conf",
                        line=r"^proxy[[:space:]]*=.*", replace=f"proxy={cluster().offline.apt_proxy}")
-        dnf.packages(name="Install the OS packages", packages=host_ops.packages(cluster(), family))
+        dnf.packages(name="Install the OS packages", packages=system.packages(cluster(), family))
 
-    host_ops.swap_off(name="Turn swap off, now and for good", in_container=in_container)
+    swap_off(name="Turn swap off, now and for good", in_container=in_container)
 
     config_file(name="Load overlay and br_netfilter at boot", path="/etc/modules-load.d/kubeha.conf",
-                content=render("kubeha-modules.conf.j2", modules=MODULES))
-    host_ops.kernel_modules(name="Load overlay and br_netfilter", modules=list(MODULES))
+                content=render("kubeha-modules.conf.j2", modules=system.MODULES))
+    kernel_modules(name="Load overlay and br_netfilter", modules=list(system.MODULES))
 
-    for key in host.loop(sorted(SYSCTLS)):
+    for key in host.loop(sorted(system.SYSCTLS)):
         if not key.startswith("net."):  # kernel.*/vm.* are the machine's in a container
             raise ValueError(f"prep writes only net.* sysctls, not {key}")
-        server.sysctl(name=f"Set {key}", key=key, value=SYSCTLS[key], persist=True, persist_file=SYSCTL_FILE)
+        server.sysctl(name=f"Set {key}", key=key, value=system.SYSCTLS[key], persist=True,
+                      persist_file=SYSCTL_FILE)
 
-    time_unit = host_ops.TIME_SYNC[prep.time_sync][family][1]
+    time_unit = system.TIME_SYNC[prep.time_sync][family][1]
     if in_container and prep.time_sync == "chrony":
         config_file(name="Let chronyd keep time without setting the container's clock",
                     path=f"/etc/systemd/system/{time_unit}.service.d/kubeha-container.conf",
@@ -101,23 +93,12 @@ if family:
 
     if prep.firewall:
         # the unit first: the table's reload then finds it
-        config_file(name="Write the firewall table's unit", path=FIREWALL_UNIT,
-                    content=render("kubeha-firewall.service.j2", nft=NFT, rules=FIREWALL_RULES),
+        config_file(name="Write the firewall table's unit", path=firewall.UNIT, content=firewall.unit(),
                     daemon_reload=True, service="kubeha-firewall")
-        config_file(
-            name="Write the cluster ports' firewall table",
-            path=FIREWALL_RULES,
-            content=render("kubeha.nft.j2", node=me, **host_ops.firewall_values(
-                cluster(),
-                apiserver_port=hosts_with_role("control_plane")[0].data.apiserver_port,
-                etcd_ports=ETCD_PORTS,
-                extra_tcp=(host.data.haproxy_stats_port,) if has_role("lb") else (),
-            )),
-            service="kubeha-firewall",
-            action="reload",
-        )
+        config_file(name="Write the cluster ports' firewall table", path=firewall.RULES,
+                    content=firewall.rules(cluster(), me), service="kubeha-firewall", action="reload")
         systemd.service(name="Load the firewall table", service="kubeha-firewall", running=True, enabled=True)
     else:
         systemd.service(name="Unload the firewall table", service="kubeha-firewall", running=False, enabled=False)
-        files.file(name="Remove the firewall table", path=FIREWALL_RULES, present=False)
-        files.file(name="Remove the firewall table's unit", path=FIREWALL_UNIT, present=False)
+        files.file(name="Remove the firewall table", path=firewall.RULES, present=False)
+        files.file(name="Remove the firewall table's unit", path=firewall.UNIT, present=False)

@@ -1,11 +1,12 @@
-"""Shared fixtures: cluster files (the examples and the lab's) made loadable on this machine."""
+"""Shared fixtures: the shipped cluster files (the examples and the lab's) made loadable on this
+machine, a private state directory, and the machine tiers' rule that a skip is a failure."""
 
 import os
 
 import pytest
 
 from lab.testing import lab, lab_session  # noqa: F401  (fixtures; imported here only, see lab.testing)
-from support import CLUSTER_FILES, local_copy
+from support import CLUSTER_FILES, local_copy, shipped
 
 
 def pytest_configure(config):
@@ -19,6 +20,12 @@ def pytest_configure(config):
 def any_cluster_file(request, tmp_path):
     """Each of the example and lab cluster files, loadable here."""
     return local_copy(CLUSTER_FILES[request.param], tmp_path)
+
+
+@pytest.fixture(params=sorted(CLUSTER_FILES))
+def any_cluster(request):
+    """Each of the example and lab clusters, loaded (shared: copy the file to change it)."""
+    return shipped(request.param)
 
 
 @pytest.fixture

@@ -11,19 +11,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from support import CLUSTER_FILES, local_copy
 
-from cluster.model import load
+from cluster import etcd as etcd_plan, paths
 from cluster.secrets import ClusterSecrets
-from operations import etcd as ops
+from support import shipped, shipped_where
 
-EXTERNAL = ("lab-ha", "lab-compact", "topology-b")
-
-
-def loaded(name, directory):
-    cluster, problems = load(local_copy(CLUSTER_FILES[name], directory))
-    assert not problems, problems
-    return cluster
+EXTERNAL = shipped_where(lambda cluster: cluster.etcd.topology == "external")
 
 
 def service(unit_text):
@@ -40,16 +33,16 @@ def flags(unit_text):
 
 
 @pytest.mark.parametrize("name", EXTERNAL)
-def test_every_member_gets_tls_everywhere_and_its_own_addresses(name, tmp_path):
-    cluster = loaded(name, tmp_path)
-    etcd = ops.from_cluster(cluster, {})
+def test_every_member_gets_tls_everywhere_and_its_own_addresses(name):
+    cluster = shipped(name)
+    etcd = etcd_plan.from_cluster(cluster, {})
     assert etcd.token == cluster.name and len(etcd.members) == 3
     for member in etcd.members:
-        unit = ops.unit(etcd, member.name)
+        unit = etcd_plan.unit(etcd, member.name)
         parsed = service(unit)
         assert parsed["Service"]["Type"] == "notify"
         assert parsed["Service"]["User"] == "etcd"
-        assert parsed["Service"]["EnvironmentFile"] == ops.ENV_FILE  # no "-": no start before it exists
+        assert parsed["Service"]["EnvironmentFile"] == paths.ETCD_ENV_FILE  # no "-": no start before it exists
         program, given = flags(unit)
         address = member.address
         assert program == "/usr/local/bin/etcd"
@@ -75,10 +68,10 @@ def test_every_member_gets_tls_everywhere_and_its_own_addresses(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", EXTERNAL)
-def test_the_new_cluster_environment_lists_every_member(name, tmp_path):
-    cluster = loaded(name, tmp_path)
-    etcd = ops.from_cluster(cluster, {})
-    env = ops.initial_env(etcd, etcd.members[0].name, "new")
+def test_the_new_cluster_environment_lists_every_member(name):
+    cluster = shipped(name)
+    etcd = etcd_plan.from_cluster(cluster, {})
+    env = etcd_plan.initial_env(etcd, etcd.members[0].name, "new")
     values = dict(line.split("=", 1) for line in env.splitlines() if line and not line.startswith("#"))
     assert values["INITIAL_CLUSTER_STATE"] == "new"
     assert values["INITIAL_CLUSTER"] == ",".join(f"{h.name}=https://{h.address}:2380" for h in cluster.etcd_hosts)
@@ -86,24 +79,24 @@ def test_the_new_cluster_environment_lists_every_member(name, tmp_path):
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_systemd_accepts_the_unit(tmp_path):
-    etcd = ops.from_cluster(loaded("lab-ha", tmp_path), {})
+    etcd = etcd_plan.from_cluster(shipped("lab-ha"), {})
     bin_dir = tmp_path / "bin"  # verify wants the program to exist
     bin_dir.mkdir()
     (bin_dir / "etcd").write_text("#!/bin/sh\n")
     (bin_dir / "etcd").chmod(0o755)
     unit = tmp_path / "etcd.service"
-    unit.write_text(ops.unit(etcd, "cp2", bin_dir=str(bin_dir)))
+    unit.write_text(etcd_plan.unit(etcd, "cp2", bin_dir=str(bin_dir)))
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     # verify exits 0 on settings it ignores, so any message counts as a failure
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
 
 
-def test_the_member_certificates_name_the_host_its_address_and_loopback(tmp_path, state_dir):
-    cluster = loaded("lab-ha", tmp_path)
+def test_the_member_certificates_name_the_host_its_address_and_loopback(state_dir):
+    cluster = shipped("lab-ha")
     secrets = ClusterSecrets(cluster).ensure()
     ca = x509.load_pem_x509_certificate(secrets.etcd_ca.cert.read_bytes())
     for node in cluster.etcd_hosts:
-        pki = ops.pki_files(secrets, node)
+        pki = etcd_plan.pki_files(secrets, node)
         assert set(pki) == {"ca.crt", "server.crt", "server.key", "peer.crt", "peer.key",
                             "admin-client.crt", "admin-client.key"}
         assert [name for name, (_, is_key) in pki.items() if is_key] == ["server.key", "peer.key", "admin-client.key"]
@@ -125,7 +118,7 @@ def test_the_member_certificates_name_the_host_its_address_and_loopback(tmp_path
         ExtendedKeyUsageOID.CLIENT_AUTH}
     # the fingerprint a restart is decided on covers what etcd reads, not etcdctl's identity
     node = cluster.etcd_hosts[0]
-    pki = ops.pki_files(secrets, node)
-    assert ops.etcd_owned(pki) == ["ca.crt", "peer.crt", "peer.key", "server.crt", "server.key"]
-    assert ops.applied_for("unit", pki) != ops.applied_for("unit changed", pki)
+    pki = etcd_plan.pki_files(secrets, node)
+    assert etcd_plan.etcd_owned(pki) == ["ca.crt", "peer.crt", "peer.key", "server.crt", "server.key"]
+    assert etcd_plan.applied_for("unit", pki) != etcd_plan.applied_for("unit changed", pki)
 

@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from cluster import kubeadm
-from cluster.validation import validate
 from cluster.secrets import ClusterSecrets
 
 
@@ -17,10 +16,8 @@ def documents(text):
 
 
 @pytest.fixture
-def loaded(any_cluster_file, state_dir):
-    cluster, problems = validate(any_cluster_file)
-    assert problems == []
-    return cluster, ClusterSecrets(cluster).ensure()
+def loaded(any_cluster, state_dir):
+    return any_cluster, ClusterSecrets(any_cluster).ensure()
 
 
 def test_init_configuration(loaded):

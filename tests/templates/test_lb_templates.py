@@ -9,29 +9,16 @@ a missing one fails the test with the package to install.
 
 import os
 import re
-import runpy
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from cluster import api_proxy, kube_vip, loadbalancer, paths
+from support import shipped, shipped_where
 
-from cluster.validation import validate  # noqa: E402
-from cluster.render import render  # noqa: E402
-from operations import kube_vip  # noqa: E402
-
-LB_DATA = runpy.run_path(str(ROOT / "group_data" / "lb.py"))
-APISERVER_PORT = runpy.run_path(str(ROOT / "group_data" / "control_plane.py"))["apiserver_port"]
-CHECK = {"interval": LB_DATA["vrrp_check_interval"], "weight": LB_DATA["vrrp_check_weight"],
-         "fall": LB_DATA["vrrp_check_fall"], "rise": LB_DATA["vrrp_check_rise"]}
-NGINX_DEBIAN = {"stream_module": "/usr/lib/nginx/modules/ngx_stream_module.so", "user": "www-data"}
-PROXY_CONFIG = "/etc/kubeha/api-proxy.cfg"
+WITH_LB_HOSTS = shipped_where(lambda cluster: cluster.lb_hosts)
 # stands in for the generated VRRP password (the plan tests check the real one never shows)
 PASSWORD = "Kx9-pq_Z"
 
@@ -61,25 +48,16 @@ def run(args, secret=None, **kwargs):
     return result.returncode, output
 
 
-@pytest.fixture
-def loaded(any_cluster_file):
-    cluster, problems = validate(any_cluster_file)
-    assert not problems, problems
-    return cluster
-
-
 def lb_files(cluster, host, directory, password):
     """keepalived.conf, its check script and haproxy.cfg for one lb host, written to `directory`."""
     script = directory / f"check_apiserver-{host.name}.sh"
-    script.write_text(render("check_apiserver.sh.j2", cluster=cluster, node=host))
+    script.write_text(loadbalancer.check_script(cluster, host))
     script.chmod(0o755)
     keepalived = directory / f"keepalived-{host.name}.conf"
-    keepalived.write_text(render("keepalived.conf.j2", cluster=cluster, node=host, password=password,
-                                 check_script=str(script), check=CHECK))
+    keepalived.write_text(loadbalancer.keepalived_config(cluster, host, password, script=str(script)))
     keepalived.chmod(0o600)
     haproxy = directory / f"haproxy-{host.name}.cfg"
-    haproxy.write_text(render("haproxy.cfg.j2", cluster=cluster, node=host, apiserver_port=APISERVER_PORT,
-                              stats_port=LB_DATA["haproxy_stats_port"]))
+    haproxy.write_text(loadbalancer.haproxy_config(cluster, host))
     return keepalived, script, haproxy
 
 
@@ -94,10 +72,13 @@ def keepalived_blocks(text):
     return values, lists
 
 
-def test_lb_configurations_pass_haproxy_and_keepalived_checks(loaded, tmp_path):
-    if not loaded.lb_hosts:
-        assert loaded.api.mode != "keepalived_haproxy"
-        return
+def test_only_keepalived_haproxy_clusters_have_lb_hosts(any_cluster):
+    assert bool(any_cluster.lb_hosts) == (any_cluster.api.mode == "keepalived_haproxy")
+
+
+@pytest.mark.parametrize("name", WITH_LB_HOSTS)
+def test_lb_configurations_pass_haproxy_and_keepalived_checks(name, tmp_path):
+    loaded = shipped(name)
     password = PASSWORD
     haproxy, keepalived, unshare, ip = tool("haproxy"), tool("keepalived"), tool("unshare"), tool("ip")
     if os.geteuid() != 0:
@@ -116,9 +97,9 @@ def test_lb_configurations_pass_haproxy_and_keepalived_checks(loaded, tmp_path):
         assert code == 0, f"the check script of {host.name} is not valid sh:\n{output}"
 
 
-def test_vrrp_roles_peers_and_vip(loaded, tmp_path):
-    if not loaded.lb_hosts:
-        return
+@pytest.mark.parametrize("name", WITH_LB_HOSTS)
+def test_vrrp_roles_peers_and_vip(name, tmp_path):
+    loaded = shipped(name)
     password = PASSWORD
     prefix = loaded.network.node_cidr.split("/")[1]
     seen = []
@@ -140,19 +121,20 @@ def test_vrrp_roles_peers_and_vip(loaded, tmp_path):
     assert oct(keepalived_conf.stat().st_mode & 0o777) == "0o600"
 
 
-def test_haproxy_balances_over_every_control_plane(loaded, tmp_path):
+@pytest.mark.parametrize("name", WITH_LB_HOSTS)
+def test_haproxy_balances_over_every_control_plane(name):
+    loaded = shipped(name)
     for host in loaded.lb_hosts:
-        text = render("haproxy.cfg.j2", cluster=loaded, node=host, apiserver_port=APISERVER_PORT,
-                      stats_port=LB_DATA["haproxy_stats_port"])
+        text = loadbalancer.haproxy_config(loaded, host)
         servers = re.findall(r"^\s*server (\S+) (\S+) (.*)$", text, re.M)
         assert [(name, address) for name, address, _ in servers] == [
-            (plane.name, f"{plane.address}:{APISERVER_PORT}") for plane in loaded.control_planes]
+            (plane.name, f"{plane.address}:{paths.APISERVER_PORT}") for plane in loaded.control_planes]
         assert all(options.split() == ["check", "check-ssl", "verify", "none"] for _, _, options in servers)
         assert "option httpchk GET /healthz" in text and "http-check expect status 200" in text
         assert "balance roundrobin" in text
         binds = re.findall(r"^\s*bind (\S+)", text, re.M)
         assert binds == [f"{loaded.api.vip}:{loaded.api.port}", f"{host.address}:{loaded.api.port}",
-                         f"{host.address}:{LB_DATA['haproxy_stats_port']}"]
+                         f"{host.address}:{paths.HAPROXY_STATS_PORT}"]
 
 
 def fake_tools(directory, curl_fails_for=(), holds_vip=False):
@@ -175,11 +157,10 @@ def fake_tools(directory, curl_fails_for=(), holds_vip=False):
 
 @pytest.mark.parametrize("case", ["healthy", "haproxy down", "vip held, healthy", "vip held, vip dead"])
 def test_check_script_behaviour(case, tmp_path):
-    cluster, problems = validate(local_lab_ha(tmp_path))
-    assert not problems, problems
+    cluster = shipped("lab-ha")
     host = cluster.lb_hosts[0]
     script = tmp_path / "check.sh"
-    script.write_text(render("check_apiserver.sh.j2", cluster=cluster, node=host))
+    script.write_text(loadbalancer.check_script(cluster, host))
     own = f"https://{host.address}:{cluster.api.port}/healthz"
     vip = f"https://{cluster.api.vip}:{cluster.api.port}/healthz"
     bin_dir = tmp_path / "bin"
@@ -202,30 +183,19 @@ def test_check_script_behaviour(case, tmp_path):
     assert any(call == f"ip -o addr show to {cluster.api.vip}" for call in calls) or case == "haproxy down"
 
 
-def local_lab_ha(directory):
-    """The lab's HA cluster file, loadable here (tests/conftest.py's local_copy)."""
-    conftest = runpy.run_path(str(ROOT / "tests" / "conftest.py"))
-    return conftest["local_copy"](ROOT / "lab" / "clusters" / "ha.yaml", directory)
-
-
-def proxy_config(cluster, host, program):
-    values = {"cluster": cluster, "node": host, "apiserver_port": APISERVER_PORT}
-    if program == "nginx":
-        values.update(NGINX_DEBIAN)
-    return render(f"api-proxy-{program}.cfg.j2", **values)
-
-
 @pytest.mark.parametrize("program", ["haproxy", "nginx"])
-def test_api_proxy_configuration_passes_its_program_check(loaded, tmp_path, program):
+def test_api_proxy_configuration_passes_its_program_check(any_cluster, tmp_path, program):
     """Each worker's proxy configuration, whichever program and whether or not the cluster file
     asks for the proxy: what the deploy would write if it did."""
-    assert loaded.workers_group, "every example and lab cluster has workers"
+    loaded = any_cluster
+    workers = loaded.group("worker")
+    assert workers, "every example and lab cluster has workers"
     checker = tool(program)
-    if program == "nginx" and not os.path.exists(NGINX_DEBIAN["stream_module"]):
+    if program == "nginx" and not os.path.exists(api_proxy.NGINX["debian"]["stream_module"]):
         pytest.fail("nginx's stream module is not installed: apt-get install libnginx-mod-stream", pytrace=False)
-    for host in loaded.workers_group:
+    for host in workers:
         path = tmp_path / f"api-proxy-{program}-{host.name}.cfg"
-        text = proxy_config(loaded, host, program)
+        text = api_proxy.config(loaded, host, program, "debian")
         path.write_text(text)
         args = [checker, "-c", "-f", str(path)] if program == "haproxy" else [checker, "-t", "-c", str(path)]
         code, output = run(args)
@@ -239,20 +209,20 @@ def test_api_proxy_configuration_passes_its_program_check(loaded, tmp_path, prog
             assert re.findall(r"^\s*listen (\S+);", text, re.M) == [listen]
             assert "least_conn;" in text
             servers = re.findall(r"^\s*server (\S+) max_fails=\d+ fail_timeout=\d+s;", text, re.M)
-        assert servers == [f"{plane.address}:{APISERVER_PORT}" for plane in loaded.control_planes]
+        assert servers == [f"{plane.address}:{paths.APISERVER_PORT}" for plane in loaded.control_planes]
 
 
 @pytest.mark.parametrize("program", ["haproxy", "nginx"])
-def test_api_proxy_unit_verifies(loaded, tmp_path, program):
+def test_api_proxy_unit_verifies(any_cluster, tmp_path, program):
     analyze = tool("systemd-analyze")
     tool(program)
     unit = tmp_path / "kubeha-api-proxy.service"
-    unit.write_text(render("kubeha-api-proxy.service.j2", cluster=loaded, program=program, config=PROXY_CONFIG))
+    unit.write_text(api_proxy.unit(any_cluster, program))
     code, output = run([analyze, "verify", str(unit)])
     assert code == 0 and not output.strip(), f"systemd-analyze verify:\n{output}"
     text = unit.read_text()
     assert "Before=kubelet.service" in text
-    assert f"-c -q -f {PROXY_CONFIG}" in text or f"-t -q -c {PROXY_CONFIG}" in text
+    assert f"-c -q -f {api_proxy.CONFIG}" in text or f"-t -q -c {api_proxy.CONFIG}" in text
     assert re.findall(r"^ExecReload=(\S+)", text, re.M)[0].endswith(program), "checks before reloading"
 
 
@@ -260,9 +230,10 @@ def env_of(container):
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
-@pytest.mark.parametrize("kubeconfig", [kube_vip.SUPER_ADMIN_CONF, kube_vip.ADMIN_CONF])
-def test_kube_vip_manifest_is_a_valid_static_pod(loaded, kubeconfig):
+@pytest.mark.parametrize("kubeconfig", [paths.SUPER_ADMIN_CONF, paths.ADMIN_CONF])
+def test_kube_vip_manifest_is_a_valid_static_pod(any_cluster, kubeconfig):
     """The Pod schema's essentials, checked by hand (no schema validator works offline)."""
+    loaded = any_cluster
     for host in loaded.control_planes:
         pod = yaml.safe_load(kube_vip.manifest(loaded, host, kubeconfig))
         assert pod["apiVersion"] == "v1" and pod["kind"] == "Pod"
@@ -303,8 +274,8 @@ def test_kube_vip_manifest_is_a_valid_static_pod(loaded, kubeconfig):
 
 def test_kube_vip_kubeconfig_follows_the_node_state():
     fresh = {"role": None}
-    assert kube_vip.kubeconfig_for(fresh, first_control_plane=True) == kube_vip.SUPER_ADMIN_CONF
+    assert kube_vip.kubeconfig_for(fresh, first_control_plane=True) == paths.SUPER_ADMIN_CONF
     assert kube_vip.kubeconfig_for(fresh, first_control_plane=False) is None, "kubeadm join wants no manifest"
     joined = {"role": "control_plane"}
-    assert kube_vip.kubeconfig_for(joined, first_control_plane=True) == kube_vip.ADMIN_CONF
-    assert kube_vip.kubeconfig_for(joined, first_control_plane=False) == kube_vip.ADMIN_CONF
+    assert kube_vip.kubeconfig_for(joined, first_control_plane=True) == paths.ADMIN_CONF
+    assert kube_vip.kubeconfig_for(joined, first_control_plane=False) == paths.ADMIN_CONF

@@ -21,30 +21,21 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from cluster.validation import validate
+from cluster import paths, runtime
 from cluster.render import render
 from facts.containerd import ContainerdState
-from operations import host as ops
-from support import CLUSTER_FILES, local_copy
+from support import CLUSTER_FILES, cluster_copy, shipped
 
 ARTIFACT_FILES = Path("/var/cache/kubeha-lab/artifacts/files")
 CONTAINERD_ARCHIVE = "github.com/containerd/containerd/releases/download/v{v}/containerd-{v}-linux-amd64.tar.gz"
 
 
-
-
-@pytest.fixture
-def loaded(any_cluster_file):
-    cluster, problems = validate(any_cluster_file)
-    assert not problems, problems
-    return cluster
-
-
 def config_of(cluster):
-    return ops.containerd_config(cluster, cluster.control_planes[0])
+    return runtime.containerd_config(cluster, cluster.control_planes[0])
 
 
-def test_containerd_config_is_version_3_with_systemd_cgroups_and_the_pinned_pause(loaded):
+def test_containerd_config_is_version_3_with_systemd_cgroups_and_the_pinned_pause(any_cluster):
+    loaded = any_cluster
     text = config_of(loaded)
     config = tomllib.loads(text)
     assert config["version"] == 3
@@ -67,35 +58,34 @@ def test_containerd_config_is_version_3_with_systemd_cgroups_and_the_pinned_paus
     assert fact["config_version"] == 3 and fact["systemd_cgroup"] is True and fact["sandbox_image"] == sandbox
 
 
-def test_registry_hosts_send_every_upstream_registry_to_the_offline_mirror(loaded):
-    hosts = ops.registry_hosts(loaded)
+def test_registry_hosts_send_every_upstream_registry_to_the_offline_mirror(any_cluster):
+    loaded = any_cluster
+    hosts = runtime.registry_hosts(loaded)
     if loaded.offline.registry_mirror:
         assert sorted(hosts) == sorted(["registry.k8s.io", "docker.io", "quay.io", "ghcr.io"])
     else:
         assert hosts == {}
     for registry, mirrors in hosts.items():
-        text = render("hosts.toml.j2", registry=registry, mirrors=mirrors)
+        text = runtime.hosts_toml(registry, mirrors)
         parsed = tomllib.loads(text)
         assert "server" not in parsed, "containerd falls back to the registry's own endpoint"
         assert list(parsed["host"]) == mirrors
         for mirror in mirrors:
             assert parsed["host"][mirror] == {"capabilities": ["pull", "resolve"]}
-        assert text.startswith("# Managed by kubeha"), "operations/host.py finds its own files by this"
+        assert text.startswith("# Managed by kubeha"), "facts/containerd.py finds kubeha's own files by this"
 
 
 def test_registry_mirrors_come_before_the_offline_mirror(tmp_path):
-    path = local_copy(CLUSTER_FILES["lab-ha"], tmp_path, **{"containerd.registry_mirrors": {
+    cluster, _ = cluster_copy("lab-ha", tmp_path, **{"containerd.registry_mirrors": {
         "docker.io": ["https://mirror.example:5000"], "registry.example:5000": ["http://10.123.0.1:5001"]}})
-    cluster, problems = validate(path)
-    assert not problems, problems
-    hosts = ops.registry_hosts(cluster)
+    hosts = runtime.registry_hosts(cluster)
     assert hosts["docker.io"] == ["https://mirror.example:5000", "http://10.123.0.1:5000"]
     assert hosts["registry.example:5000"] == ["http://10.123.0.1:5001"], "only upstream registries get the offline one"
     assert hosts["quay.io"] == ["http://10.123.0.1:5000"]
 
 
 def test_crictl_talks_to_containerd():
-    config = yaml.safe_load(render("crictl.yaml.j2", socket="/run/containerd/containerd.sock"))
+    config = yaml.safe_load(render("crictl.yaml.j2", socket=paths.CONTAINERD_SOCKET))
     assert config["runtime-endpoint"] == config["image-endpoint"] == "unix:///run/containerd/containerd.sock"
 
 
@@ -125,9 +115,8 @@ def test_containerd_reads_the_config(tmp_path):
     """The real containerd (from the artifact build) loads each cluster's config: `config dump`
     prints it merged with its defaults, runc with SystemdCgroup and the pinned sandbox image."""
     results = []
-    for name, source in sorted(CLUSTER_FILES.items()):
-        cluster, problems = validate(local_copy(source, tmp_path))
-        assert not problems, problems
+    for name in sorted(CLUSTER_FILES):
+        cluster = shipped(name)
         archive = ARTIFACT_FILES / CONTAINERD_ARCHIVE.format(v=cluster.containerd.version)
         if not archive.is_file():
             pytest.skip(f"{archive} is not built (the lab's artifact build makes it)")
@@ -183,7 +172,7 @@ def test_containerd_pulls_through_the_mirror_then_the_registry(tmp_path):
     first (the upstream repository path, ?ns=<registry>), then falls back to the registry's own
     endpoint (over https: containerd's default for a registry without a `server` line). Both
     "registries" are HTTP servers of this test on 127.0.0.1."""
-    cluster, _ = validate(local_copy(CLUSTER_FILES["lab-ha"], tmp_path))
+    cluster = shipped("lab-ha")
     archive = ARTIFACT_FILES / CONTAINERD_ARCHIVE.format(v=cluster.containerd.version)
     if not archive.is_file():
         pytest.skip(f"{archive} is not built (the lab's artifact build makes it)")
@@ -196,7 +185,7 @@ def test_containerd_pulls_through_the_mirror_then_the_registry(tmp_path):
     hosts_dir = tmp_path / "certs.d"
     (hosts_dir / registry_name).mkdir(parents=True)
     (hosts_dir / registry_name / "hosts.toml").write_text(
-        render("hosts.toml.j2", registry=registry_name, mirrors=[f"http://127.0.0.1:{mirror.server_port}"]))
+        runtime.hosts_toml(registry_name, [f"http://127.0.0.1:{mirror.server_port}"]))
     socket = tmp_path / "c.sock"
     # its own root, state and sockets; no CRI, no NRI (a machine-wide socket), no /opt/containerd
     (tmp_path / "config.toml").write_text(textwrap.dedent(f"""\

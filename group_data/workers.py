@@ -1,3 +1,0 @@
-"""Data of the worker hosts."""
-
-join_as = "worker"
