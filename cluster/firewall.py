@@ -10,9 +10,10 @@ from cluster.render import render
 RULES = f"{paths.KUBEADM_DIR}/kubeha.nft"
 UNIT = "/etc/systemd/system/kubeha-firewall.service"
 NFT = "/usr/sbin/nft"
-KUBELET_PORTS = (10250, 10256, 10257, 10259)  # kubelet, kube-proxy health, controller-manager, scheduler
-CALICO_TCP = (179, 5473, 9099)  # BGP, Typha, Felix health
-CALICO_UDP = (4789,)  # VXLAN
+KUBELET_PORTS = (paths.KUBELET_PORT, paths.KUBE_PROXY_HEALTHZ_PORT, paths.CONTROLLER_MANAGER_PORT,
+                 paths.SCHEDULER_PORT)
+CALICO_TCP = (paths.CALICO_BGP_PORT, paths.CALICO_TYPHA_PORT, paths.CALICO_FELIX_HEALTH_PORT)
+CALICO_UDP = (paths.CALICO_VXLAN_PORT,)
 
 
 def values(cluster, node):

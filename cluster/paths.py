@@ -44,3 +44,14 @@ ETCD_CLIENT_PORT: Final = 2379  # external etcd and kubeadm's stacked etcd alike
 ETCD_PEER_PORT: Final = 2380
 ETCD_METRICS_PORT: Final = 2381  # plain HTTP, on 127.0.0.1 only
 HAPROXY_STATS_PORT: Final = 8404  # on the lb hosts
+# Kubernetes' and Calico's own defaults, which kubeha does not change
+KUBELET_PORT: Final = 10250
+KUBELET_HEALTHZ_PORT: Final = 10248  # on 127.0.0.1
+KUBE_PROXY_METRICS_PORT: Final = 10249  # on 127.0.0.1
+KUBE_PROXY_HEALTHZ_PORT: Final = 10256
+CONTROLLER_MANAGER_PORT: Final = 10257
+SCHEDULER_PORT: Final = 10259
+CALICO_BGP_PORT: Final = 179
+CALICO_TYPHA_PORT: Final = 5473
+CALICO_FELIX_HEALTH_PORT: Final = 9099
+CALICO_VXLAN_PORT: Final = 4789  # UDP

@@ -12,8 +12,9 @@ import re
 
 from packaging.version import Version
 
-from cluster import downloads
+from cluster import downloads, paths
 from cluster.model import Problem, load
+from cluster.system import is_ip
 
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 CLUSTER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -35,16 +36,19 @@ CONTAINERD_MINIMUM = {
 }
 
 
-APISERVER_PORT = 6443  # each control plane's apiserver (kubeadm's bindPort)
 # What else listens on a host, by what the host runs: Kubernetes' and Calico's default ports and
-# kubeha's own (the firewall's list in operations/host.py, etcd's and haproxy's in group_data/).
-# A port the cluster file sets must not take one of them on the same host.
-KUBELET_HOST_PORTS = {179: "Calico's BGP", 5473: "Calico's Typha", 9099: "Calico Felix's health check",
-                      10248: "the kubelet's health check", 10249: "kube-proxy's metrics", 10250: "the kubelet",
-                      10256: "kube-proxy's health check"}
-CONTROL_PLANE_PORTS = {APISERVER_PORT: "the apiserver", 10257: "the controller-manager", 10259: "the scheduler"}
-ETCD_PORTS = {2379: "etcd (clients)", 2380: "etcd (peers)", 2381: "etcd's metrics"}
-LB_PORTS = {8404: "haproxy's stats page"}
+# kubeha's own (cluster/paths.py). A port the cluster file sets must not take one of them on the
+# same host.
+KUBELET_HOST_PORTS = {paths.CALICO_BGP_PORT: "Calico's BGP", paths.CALICO_TYPHA_PORT: "Calico's Typha",
+                      paths.CALICO_FELIX_HEALTH_PORT: "Calico Felix's health check",
+                      paths.KUBELET_HEALTHZ_PORT: "the kubelet's health check",
+                      paths.KUBE_PROXY_METRICS_PORT: "kube-proxy's metrics", paths.KUBELET_PORT: "the kubelet",
+                      paths.KUBE_PROXY_HEALTHZ_PORT: "kube-proxy's health check"}
+CONTROL_PLANE_PORTS = {paths.APISERVER_PORT: "the apiserver", paths.CONTROLLER_MANAGER_PORT: "the controller-manager",
+                       paths.SCHEDULER_PORT: "the scheduler"}
+ETCD_PORTS = {paths.ETCD_CLIENT_PORT: "etcd (clients)", paths.ETCD_PEER_PORT: "etcd (peers)",
+              paths.ETCD_METRICS_PORT: "etcd's metrics"}
+LB_PORTS = {paths.HAPROXY_STATS_PORT: "haproxy's stats page"}
 
 # Accounts that a Debian/Ubuntu or RHEL-like system, the packages kubeha installs (chrony,
 # haproxy, nginx, keepalived) or kubeha itself (etcd) already have; names beginning with
@@ -81,14 +85,6 @@ def _placement_problem(address, node_net):
     if node_net.num_addresses > 2 and address in (node_net.network_address, node_net.broadcast_address):
         return f"{address} is the network or broadcast address of network.node_cidr {node_net}, not a host's"
     return None
-
-
-def _is_ip(value):
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _is_dns_name(value):
@@ -185,15 +181,15 @@ def check_api(cluster):
         problems.append(Problem("api.vip", f"is not used with api.mode {mode}"))
     if api.external_address and mode != "external":
         problems.append(Problem("api.external_address", f"is not used with api.mode {mode}"))
-    elif api.external_address and not (_is_ip(api.external_address) or _is_dns_name(api.external_address)):
+    elif api.external_address and not (is_ip(api.external_address) or _is_dns_name(api.external_address)):
         problems.append(Problem("api.external_address", f"'{api.external_address}' is neither an IP address "
                                 "nor a DNS name"))
     reaches_apiserver_directly = {
         "kube_vip": "kube-vip serves the VIP on the apiserver's own port",
         "none": "with api.mode none the clients reach the first control plane's apiserver itself",
     }
-    if mode in reaches_apiserver_directly and api.port != APISERVER_PORT:
-        problems.append(Problem("api.port", f"{reaches_apiserver_directly[mode]}: use {APISERVER_PORT}"))
+    if mode in reaches_apiserver_directly and api.port != paths.APISERVER_PORT:
+        problems.append(Problem("api.port", f"{reaches_apiserver_directly[mode]}: use {paths.APISERVER_PORT}"))
     if mode == "none" and cluster.workers.api_access == "vip":
         problems.append(Problem("workers.api_access", "there is no VIP with api.mode none: use localhost_proxy"))
     if not 1 <= api.port <= 65535:
@@ -212,7 +208,7 @@ def check_api(cluster):
     for index, san in enumerate(api.extra_sans):
         if not isinstance(san, str):
             problems.append(Problem(f"api.extra_sans[{index}]", "must be a string: an IP address or a DNS name"))
-        elif not (_is_ip(san) or _is_dns_name(san.removeprefix("*."))):
+        elif not (is_ip(san) or _is_dns_name(san.removeprefix("*."))):
             problems.append(Problem(f"api.extra_sans[{index}]", f"'{san}' is neither an IP address nor a DNS "
                                     "name (a leading *. is allowed)"))
     return problems
