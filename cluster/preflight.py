@@ -10,7 +10,7 @@ import re
 
 from packaging.version import Version
 
-from cluster import downloads
+from cluster import backup, downloads
 from cluster.model import Problem, load
 
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -249,7 +249,8 @@ def check_downloads(cluster):
     return problems
 
 
-CHECKS = (check_settings, check_hosts, check_groups, check_api, check_networks, check_versions, check_downloads)
+CHECKS = (check_settings, check_hosts, check_groups, check_api, check_networks, check_versions, check_downloads,
+          backup.check_settings)
 
 
 def check(path):
