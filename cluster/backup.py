@@ -160,9 +160,12 @@ def to_prune(names, cluster_name, keep):
     return ordered[:-keep] if keep else ordered
 
 
+LOCAL_DIR = "etcd-snapshots"  # in the cluster's state directory
+
+
 def local_dir(cluster):
     """Where the deploy keeps the fetched snapshots: in the cluster's state directory (0700)."""
-    return cluster.state_dir / "etcd-snapshots"
+    return cluster.state_dir / LOCAL_DIR
 
 
 # ---- metadata ----------------------------------------------------------------------------------
