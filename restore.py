@@ -23,7 +23,7 @@ from operations import stage
 stage.begin(name="Stage: etcd restore", title="etcd restore")
 
 plan, holder = restore.restore_plan()
-restore.stop_after_any_failure()  # a step that fails on one host ends the restore on every host
+restore.stop_after_any_failure()  # a step (named "Restore: ...") that fails on one host ends the run
 if holder:
     restore.fetch_for_restore(name="Restore: fetch the snapshot from the member that has it", plan=plan,
                               holder=holder)

@@ -251,11 +251,17 @@ def restore_plan():
     return plan, holder
 
 
+STEP = "Restore: "  # how restore.py names its steps
+
+
 class _StopAfterAnyFailure(BaseStateCallback):
     def __init__(self, failed_before):
         self.failed_before = set(failed_before)  # e.g. a worker that was down from the start
 
     def operation_end(self, state, op_hash):
+        # (an included file's operations are named "file | name")
+        if not any(name.rsplit(" | ", 1)[-1].startswith(STEP) for name in state.get_op_meta(op_hash).names):
+            return
         failed = sorted(h.name for h in set(state.failed_hosts) - self.failed_before)
         if failed:
             raise PyinfraError(f"the restore stopped: a step failed on {', '.join(failed)}; once that is "
@@ -264,8 +270,9 @@ class _StopAfterAnyFailure(BaseStateCallback):
 
 @lru_cache(maxsize=None)
 def stop_after_any_failure():
-    """End the run as soon as a step has failed on any host, so that no member goes on with the
-    restore alone. (pyinfra's FAIL_PERCENT cannot do it: a deploy file's config is reset.)"""
+    """End the run as soon as a restore step (an operation named "Restore: ...") has failed on
+    any host, so that no member goes on with the restore alone. (pyinfra's FAIL_PERCENT cannot
+    do it: a deploy file's config is reset.)"""
     state.add_callback_handler(_StopAfterAnyFailure(state.failed_hosts))
 
 
