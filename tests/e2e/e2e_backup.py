@@ -200,7 +200,7 @@ class Drill:
             (new,) = set(after) - before
             assert after[new].revision > snapshot.revision + backup.BUMP_REVISION
         finally:
-            cluster.kubectl(f"delete deployment {tag} --wait=false", check=False)
+            cluster.kubectl(f"delete deployment,service {tag} --wait=false", check=False)
             cluster.kubectl(f"delete configmap {tag}-a {tag}-b --ignore-not-found", check=False)
         figures = {f"{what} (drill: {self.wiped} of {len(members(cluster))} members wiped)": s
                    for what, s in figures.items()}
