@@ -66,9 +66,9 @@ def items(cluster):
                  "downloads.github_url",
                  "/containernetworking/plugins/releases/download/v{v}/cni-plugins-linux-{arch}-v{v}.tgz"),
     ]
-    if cluster.etcd.topology == "external":
-        result.append(Download("etcd", cluster.etcd.version, "etcd.version", "downloads.github_url",
-                               "/etcd-io/etcd/releases/download/v{v}/etcd-v{v}-linux-{arch}.tar.gz"))
+    # external: the members' etcd; both topologies: the etcdctl and etcdutl of the snapshots
+    result.append(Download("etcd", cluster.etcd.version, "etcd.version", "downloads.github_url",
+                           "/etcd-io/etcd/releases/download/v{v}/etcd-v{v}-linux-{arch}.tar.gz"))
     if cluster.calico.install == "manifest":
         component, manifest = "calico_manifest", "calico.yaml"
     else:

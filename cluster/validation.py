@@ -12,7 +12,7 @@ import re
 
 from packaging.version import Version
 
-from cluster import downloads
+from cluster import backup, downloads
 from cluster.model import Problem, load
 
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -359,7 +359,7 @@ def check_downloads(cluster):
 
 
 CHECKS = (check_settings, check_hosts, check_groups, check_api, check_ports, check_networks, check_versions,
-          check_downloads)
+          check_downloads, backup.check_settings)
 
 
 def warnings_for(cluster):

@@ -16,7 +16,7 @@ from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import Arch, Command, LinuxDistribution, Selinux
 from pyinfra.operations import systemd
 
-from cluster import downloads
+from cluster import backup, downloads
 from cluster.context import ARCH_NAMES
 from facts.containerd import ContainerdState
 from facts.host import CgroupVersion, SwapState, TimeSync, UnitInstalled
@@ -184,11 +184,11 @@ HOST_FIREWALLS = ("systemctl is-active firewalld 2>/dev/null | sed 's/^/firewall
 
 def downloads_for(cluster, roles):
     """The release files a host with these roles fetches (the containerd stage and binaries on
-    control planes and workers, etcd on external etcd members)."""
+    control planes and workers, the etcd release on the hosts that run an etcd member)."""
     wanted = set()
     if "control_plane" in roles or "worker" in roles:
         wanted |= {"kubeadm", "kubelet", "kubectl", "containerd", "runc", "crictl", "cni_plugins"}
-    if "etcd" in roles and cluster.etcd.topology == "external":
+    if backup.runs_etcd_member(cluster, roles):
         wanted.add("etcd")
     return [item for item in downloads.items(cluster) if item.component in wanted]
 

@@ -18,9 +18,8 @@ from pyinfra.operations import files, server, systemd
 
 from cluster.context import cluster, has_role, hosts_with_role, node, secrets
 from operations import etcd as etcd_ops
-from operations.archive import unpack
+from operations import etcd_tools
 from operations.config import config_file
-from operations.download import fetch
 from operations import stage
 
 stage.begin(name="Stage: etcd", title="etcd")
@@ -35,18 +34,7 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
         data_dir=host.data.etcd_data_dir, pki_dir=host.data.etcd_pki_dir,
     )
     me = etcd.member(node().name)
-    version = cluster().etcd.version
-    release_dir = f"/opt/kubeha/etcd-{version}"
-
-    archive, archive_sha256 = fetch("etcd")
-    unpack(
-        name=f"Unpack etcd {version}",
-        archive=archive, archive_sha256=archive_sha256, dest=release_dir,
-        targets=TOOLS, strip_components=1,
-    )
-    for tool in host.loop(TOOLS):
-        files.link(name=f"Link {tool} {version}", path=f"{host.data.bin_dir}/{tool}",
-                   target=f"{release_dir}/{tool}")
+    etcd_tools.install(TOOLS)
 
     server.group(name="Group etcd", group="etcd", system=True)
     server.user(name="User etcd", user="etcd", group="etcd", system=True, home=etcd.data_dir,
