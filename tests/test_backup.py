@@ -12,7 +12,7 @@ from support import CLUSTER_FILES, local_copy
 
 from cluster import backup
 from cluster.model import load
-from cluster.preflight import check
+from cluster.validation import validate
 
 # what group_data/*.py gives the hosts
 DATA = SimpleNamespace(etcd_data_dir="/var/lib/kubeha-etcd", etcd_pki_dir="/etc/etcd/pki",
@@ -33,7 +33,7 @@ def single_member(name, directory):
     first = next(h for h in data["hosts"] if "control_plane" in h["roles"])
     data["hosts"] = [h for h in data["hosts"] if h is first or "control_plane" not in h["roles"]]
     source.write_text(yaml.safe_dump(data))
-    cluster, problems = check(source)
+    cluster, problems = validate(source)
     assert not problems, problems
     return cluster
 
@@ -65,7 +65,7 @@ def test_stacked_members_are_the_control_planes_even_without_etcd_roles(tmp_path
     for entry in data["hosts"]:
         entry["roles"] = [r for r in entry["roles"] if r != "etcd"]
     source.write_text(yaml.safe_dump(data))
-    cluster, problems = check(source)
+    cluster, problems = validate(source)
     assert not problems, problems
     assert [m.name for m in backup.members(cluster)] == ["k1", "k2", "k3"]
 
@@ -210,12 +210,13 @@ def test_the_restore_plan_restores_every_member_from_the_same_snapshot_with_a_ne
     ("backup.schedule", "daily", None),
     ("backup.schedule", "Mon..Fri *-*-* 02:30", None),
     ("backup.schedule", "hourly\nExecStart=/bin/sh", "not a systemd calendar event"),
-    ("backup.schedule", "", "not a systemd calendar event"),
+    ("backup.schedule", "", "is empty: remove the key to use the default"),
+    ("backup.schedule", "*-*-* 25:00:00 garbage;rm", "not a systemd calendar event"),
     ("backup.keep", 0, "at least one"),
     ("backup.min_free_mb", -1, "must not be negative"),
 ])
-def test_preflight_checks_the_backup_knobs(knob, value, message, tmp_path):
-    cluster, problems = check(local_copy(CLUSTER_FILES["lab-ha"], tmp_path, **{knob: value}))
+def test_validation_checks_the_backup_knobs(knob, value, message, tmp_path):
+    cluster, problems = validate(local_copy(CLUSTER_FILES["lab-ha"], tmp_path, **{knob: value}))
     found = [str(p) for p in problems if p.field == knob]
     assert (found == []) if message is None else (len(found) == 1 and message in found[0]), problems
 
