@@ -321,10 +321,22 @@ def _kubelet_runs():
     return "systemctl is-active -q kubelet || systemctl start kubelet"
 
 
+KUBELET_GRACE = 30  # seconds the kubelet gets to stop a static pod whose manifest went
+
+
 def _wait_gone(manifest):
+    """The pod gone. The kubelet stops a static pod whose manifest went only once it has heard
+    from the API since it started (it cleans up orphaned pods after all its sources synced):
+    with etcd's majority lost that can be never (seen on the lab: kubelets started again on
+    wiped stacked members kept their apiservers running). So when the kubelet has not stopped
+    it in KUBELET_GRACE seconds, the pod's sandbox is stopped through the runtime; with the
+    manifest gone the kubelet does not start it again."""
     container = manifest.rsplit("/", 1)[1].removesuffix(".yaml")
-    return _retry(f"! crictl ps -q --name '^{container}$' | grep -q .",
-                  f"{container} still runs after its manifest was moved out")
+    running = f"crictl ps -q --name '^{container}$' | grep -q ."
+    return (f"n=0; while {running} && [ $n -lt {KUBELET_GRACE} ]; do sleep 1; n=$((n+1)); done; "
+            f"if {running}; then pods=$(crictl pods -q --namespace kube-system --name '^{container}-'); "
+            f'[ -z "$pods" ] || crictl stopp $pods >/dev/null; fi; '
+            + _retry(f"! {running}", f"{container} still runs after its manifest was moved out"))
 
 
 @operation()
