@@ -23,4 +23,5 @@ local.include("tasks/workers.py")            # kubeadm join
 local.include("tasks/calico.py")             # the pod network
 local.include("tasks/kubectl_user.py")       # a user with its own certificate, RBAC binding and kubeconfig
 local.include("tasks/finish.py")             # schedulable control planes, node labels
+local.include("tasks/etcd_backup.py")        # etcd snapshots on a timer, the newest copied into the local state
 local.include("tasks/verify.py")             # nodes Ready, etcd healthy, the API answers; the cluster report

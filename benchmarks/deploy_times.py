@@ -9,9 +9,10 @@ Kubernetes binaries.
 
 --full: for each cluster file (default: the lab's HA and compact layouts), the whole deploy.py
 on fresh lab machines, as the e2e tier runs it: `--dry` on the fresh machines, the deploy, a
-no-op re-run, `--dry` on the converged cluster, and the VIP failover (the VIP holder's machine
+no-op re-run, `--dry` on the converged cluster, the VIP failover (the VIP holder's machine
 stopped cleanly, then its link cut; for how long the API did not answer through the VIP, probed
-every 0.2 s). Needs the artifacts built.
+every 0.2 s), and an etcd restore (tests/e2e/e2e_backup.py's drill: a snapshot by backup.py, two
+members' data lost, restore.py until the API answers through the VIP). Needs the artifacts built.
 """
 
 import argparse
@@ -51,6 +52,7 @@ def stage_figures(cluster_file, stages):
 def full_figures(cluster_file):
     """The e2e tier's own harness (tests/e2e/e2e_cluster.py), timed."""
     sys.path[:0] = [str(PROJECT / "tests" / "e2e"), str(PROJECT / "tests"), str(PROJECT)]
+    from e2e_backup import Drill
     from e2e_cluster import DeployedCluster
     from support import wait_until
 
@@ -64,6 +66,10 @@ def full_figures(cluster_file):
         cluster.start(failover.holder)
         figures.append((f"{cluster.name}: `lab {fault}` of the VIP holder {failover.holder}", failover.stop_seconds))
         figures.append((f"{cluster.name}: the API not answering through the VIP meanwhile", failover.outage_seconds))
+    assert wait_until(lambda: cluster.all_ready(cluster.nodes), 240, interval=5), "the cluster did not recover"
+    drill = Drill(cluster, wiped=2)
+    for what, seconds in drill.run().items():
+        figures.append((f"{cluster.name}: {what}, snapshot of {drill.snapshot_bytes} bytes", seconds))
     return figures
 
 

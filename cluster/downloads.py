@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from cluster.etcd import runs_member
 from cluster.schema import KNOBS
 from cluster.versions import bare, release_tag
 
@@ -83,8 +84,8 @@ def items(cluster):
         Download("crictl", runtime.crictl_version, "containerd.crictl_version"),
         Download("cni_plugins", runtime.cni_plugins_version, "containerd.cni_plugins_version"),
     ]
-    if cluster.etcd.topology == "external":
-        result.append(Download("etcd", cluster.etcd.version, "etcd.version"))
+    # external: the members' etcd; both topologies: the etcdctl and etcdutl of the snapshots
+    result.append(Download("etcd", cluster.etcd.version, "etcd.version"))
     calico = "calico_manifest" if cluster.calico.install == "manifest" else "calico_operator"
     result.append(Download(calico, cluster.calico.version, "calico.version", per_arch=False))
     return result
@@ -92,11 +93,12 @@ def items(cluster):
 
 def for_roles(cluster, roles):
     """The release files a host with these roles fetches (the container runtime and the
-    Kubernetes binaries on control planes and workers, etcd on external etcd members)."""
+    Kubernetes binaries on control planes and workers, the etcd release on the hosts that run an
+    etcd member: external etcd's own, or the etcdctl and etcdutl of the snapshots)."""
     wanted = set()
     if "control_plane" in roles or "worker" in roles:
         wanted |= {"kubeadm", "kubelet", "kubectl", "containerd", "runc", "crictl", "cni_plugins"}
-    if "etcd" in roles and cluster.etcd.topology == "external":
+    if runs_member(cluster, roles):
         wanted.add("etcd")
     return [item for item in items(cluster) if item.component in wanted]
 

@@ -1,6 +1,7 @@
-"""The external etcd cluster as the cluster file describes it: its members, where a member's files
-live, its systemd unit and start-up environment, its PKI, and the fingerprint a restart is
-decided on. Nothing here touches a host; operations/etcd.py decides the membership."""
+"""etcd as the cluster file describes it: which nodes run a member (either topology), and for
+external etcd its members, where a member's files live, its systemd unit and start-up
+environment, its PKI, and the fingerprint a restart is decided on. Nothing here touches a host;
+operations/etcd.py decides the membership."""
 
 import hashlib
 import shlex
@@ -28,6 +29,30 @@ class Member:
 
     def __str__(self):
         return self.name
+
+
+def member_nodes(cluster):
+    """The nodes that run an etcd member: the etcd hosts (external etcd), or the control planes,
+    where kubeadm runs etcd as a static pod (stacked)."""
+    return cluster.etcd_hosts if cluster.etcd.topology == "external" else cluster.control_planes
+
+
+def runs_member(cluster, roles):
+    """Whether a host with these roles runs an etcd member (see member_nodes)."""
+    return ("etcd" if cluster.etcd.topology == "external" else "control_plane") in roles
+
+
+def members(cluster):
+    """The etcd members of either topology, in the cluster file's order (kubeadm names stacked
+    members after their node)."""
+    return tuple(Member(name=n.name, address=n.address, inventory_name=n.name) for n in member_nodes(cluster))
+
+
+def etcdctl(endpoints, tls, args):
+    """etcdctl ARGS against `endpoints`, with the client certificate `tls` ({cacert, cert, key})."""
+    return (f"etcdctl --endpoints={shlex.quote(','.join(endpoints))}"
+            f" --cacert={shlex.quote(tls['cacert'])} --cert={shlex.quote(tls['cert'])}"
+            f" --key={shlex.quote(tls['key'])} --dial-timeout=2s --command-timeout=10s {args}")
 
 
 @dataclass(frozen=True)
@@ -65,10 +90,7 @@ class Etcd:
                 "key": f"{self.pki_dir}/admin-client.key"}
 
     def etcdctl(self, endpoints, args):
-        tls = self.tls
-        return (f"etcdctl --endpoints={shlex.quote(','.join(endpoints))}"
-                f" --cacert={shlex.quote(tls['cacert'])} --cert={shlex.quote(tls['cert'])}"
-                f" --key={shlex.quote(tls['key'])} --dial-timeout=2s --command-timeout=10s {args}")
+        return etcdctl(endpoints, self.tls, args)
 
     def initial_cluster(self, pairs=None):
         """etcd's --initial-cluster: name=peer URL of each member (default: the file's members)."""

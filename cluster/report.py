@@ -6,14 +6,8 @@ into lines and problems. A host this run could not reach is named as not checked
 
 from pathlib import Path
 
-from cluster import paths
+from cluster import etcd, paths
 from cluster.secrets import ClusterSecrets
-
-
-def etcd_members(cluster):
-    """The etcd members the report asks: the etcd hosts (external), or the control planes,
-    where kubeadm runs etcd as a static pod (stacked)."""
-    return cluster.etcd_hosts if cluster.etcd.topology == "external" else cluster.control_planes
 
 
 def etcd_endpoint(node):
@@ -91,15 +85,15 @@ def summary(cluster, readings):
                 backends.append(f"{lb.name} {sum(servers.values())}/{len(servers)}")
         lines.append(f"haproxy's apiservers up: {', '.join(backends)}")
 
-    members = etcd_members(cluster)
-    etcd = readings["etcd"]
-    healthy = sum(bool(etcd.get(m.name, {}).get("healthy")) for m in members)
+    members = etcd.member_nodes(cluster)
+    status_of = readings["etcd"]
+    healthy = sum(bool(status_of.get(m.name, {}).get("healthy")) for m in members)
     if members and healthy <= len(members) // 2:
         problems.append(f"etcd has lost its majority: {healthy}/{len(members)} members healthy")
     if members:
         lines.append(f"etcd members healthy ({cluster.etcd.topology}): {healthy}/{len(members)}")
         for member in members:
-            status = etcd.get(member.name, {})
+            status = status_of.get(member.name, {})
             text = f"etcd {member.name}: {'healthy' if status.get('healthy') else 'NOT healthy'}"
             if status.get("version"):
                 text += f", etcd {status['version']}"

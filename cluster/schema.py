@@ -78,7 +78,8 @@ KNOBS = (
     Knob("etcd.topology", "external", "str",
          "external: etcd as a systemd service with its own PKI on the `etcd` hosts; stacked: "
          "kubeadm's etcd static pod on each control plane", choices=("external", "stacked")),
-    Knob("etcd.version", "3.6.14", "version", "etcd version (external topology)"),
+    Knob("etcd.version", "3.6.14", "version",
+         "etcd version (external topology; with stacked etcd, that of the etcdctl and etcdutl the snapshots use)"),
     # container runtime
     Knob("containerd.version", "2.2.3", "version", "containerd version"),
     Knob("containerd.runc_version", "1.3.3", "version", "runc version"),
@@ -120,6 +121,15 @@ KNOBS = (
     Knob("offline.apt_proxy", None, "url", "HTTP proxy for the hosts' package manager"),
     # read by the lab only
     Knob("lab", {}, "map", "settings of the built-in lab (lab/ reads them, the deploy ignores them)"),
+    # etcd snapshots (tasks/etcd_backup.py, backup.py, restore.py)
+    Knob("backup.schedule", "*-*-* 00/6:00:00", "str",
+         "when the etcd members' timer fires (systemd OnCalendar); the member that is the leader then "
+         "takes the snapshot"),
+    Knob("backup.keep", 8, "int",
+         "etcd snapshots kept on each member and in the local state directory; older ones are deleted"),
+    Knob("backup.min_free_mb", 1024, "int",
+         "a snapshot is refused when it would leave less than this many MiB free on its file system"),
+    Knob("backup.fetch", True, "bool", "every deploy copies the newest etcd snapshot into the local state directory"),
 )
 
 HOST_KEYS = {"name", "address", "roles", "ssh", "labels"}

@@ -12,7 +12,7 @@ import re
 
 from packaging.version import Version
 
-from cluster import downloads, paths
+from cluster import backup, downloads, paths
 from cluster.model import Problem, load
 from cluster.system import is_ip
 
@@ -355,7 +355,7 @@ def check_downloads(cluster):
 
 
 CHECKS = (check_settings, check_hosts, check_groups, check_api, check_ports, check_networks, check_versions,
-          check_downloads)
+          check_downloads, backup.check_settings)
 
 
 def warnings_for(cluster):

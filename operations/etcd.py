@@ -34,13 +34,12 @@ from pyinfra.facts.systemd import SystemdStatus
 from cluster import paths
 from cluster.etcd import initial_env
 from facts.etcd import EtcdHealth, EtcdLogLost, EtcdMembers
-from operations.failure import fail
+from operations.failure import fail, retry
 from operations.config import config_file
 
 SERVICE = "etcd"
-WAIT_ATTEMPTS = 60  # x WAIT_SECONDS: how long a member may take to become healthy
-WAIT_SECONDS = 2
-CHANGE_ATTEMPTS = 15  # x WAIT_SECONDS: a membership change refused as "unhealthy cluster"
+# a member may take retry()'s 60 x 2 s to become healthy
+CHANGE_ATTEMPTS = 15  # x 2 s: a membership change refused as "unhealthy cluster"
 
 
 # What a member knows about itself and about the cluster, read when the operation runs.
@@ -101,16 +100,9 @@ def _refuse(message):
 
 # Commands.
 
-def _retry(command, what, attempts=WAIT_ATTEMPTS, delay=WAIT_SECONDS):
-    """`command` until it succeeds, at most `attempts` times; fails with `what` after that."""
-    return (f"n=0; until {command}; do n=$((n+1)); if [ $n -ge {attempts} ]; then "
-            f"echo {shlex.quote(f'kubeha: {what} (gave up after {attempts * delay}s)')} >&2; exit 1; fi; "
-            f"sleep {delay}; done")
-
-
 def _wait_healthy(etcd, me):
     check = etcd.etcdctl([me.client_url], "endpoint health >/dev/null 2>&1")
-    return _retry(check, f"etcd member {me.name} did not become healthy")
+    return retry(check, f"etcd member {me.name} did not become healthy")
 
 
 def _write_applied(applied):
@@ -269,7 +261,7 @@ def join(etcd, member, applied):
                   "removing and adding it again")
         old_id = entry["id"]
         remove = etcdctl(f"member remove {old_id}")
-        yield _retry(f"{{ {remove} || ! {listed} '{old_id}, '; }}",
+        yield retry(f"{{ {remove} || ! {listed} '{old_id}, '; }}",
                      f"could not remove the old member {old_id} of {name}", attempts=CHANGE_ATTEMPTS)
         entry = None
     if entry is None:
@@ -277,7 +269,7 @@ def join(etcd, member, applied):
             _warn(f"{name} holds data but is not a member (it was removed): moving the data aside")
             yield from _move_data_aside(etcd)
         add = etcdctl(f"member add {me.name} --peer-urls={me.peer_url} --learner")
-        yield _retry(f"{{ {add} || {listed} ', {me.peer_url},'; }}", f"could not add {name} as a learner",
+        yield retry(f"{{ {add} || {listed} ', {me.peer_url},'; }}", f"could not add {name} as a learner",
                      attempts=CHANGE_ATTEMPTS)
     # the membership this member starts into: the others as the cluster reports them, and itself
     pairs = [_name_and_peer_url(etcd, m) for m in others] + [(me.name, me.peer_url)]
@@ -285,7 +277,7 @@ def join(etcd, member, applied):
     yield f"systemctl start --no-block {SERVICE}"
     if entry is None or entry["is_learner"]:
         member_id = f"$({etcdctl('member list')} | awk -F', ' '$4 == \"{me.peer_url}\" {{print $1}}')"
-        yield _retry(etcdctl(f"member promote {member_id}"),
+        yield retry(etcdctl(f"member promote {member_id}"),
                      f"learner {name} did not catch up with the leader to be promoted")
     yield _wait_healthy(etcd, me)
     yield _write_applied(applied)

@@ -1,4 +1,5 @@
-"""Failing one host with a message, the same way in every stage."""
+"""Failing one host with a message, the same way in every stage: at once, or once a command has
+kept failing."""
 
 import shlex
 
@@ -13,3 +14,11 @@ def fail(message):
         yield f"echo {shlex.quote('kubeha: ' + message)} >&2; exit 1"
     else:
         host.noop(f"will fail: {message}")
+
+
+def retry(command, what, attempts=60, delay=2):
+    """A command that runs `command` until it succeeds, at most `attempts` times `delay` seconds
+    apart, and then fails with `what` (and how long it waited) on stderr."""
+    return (f"n=0; until {command}; do n=$((n+1)); if [ $n -ge {attempts} ]; then "
+            f"echo {shlex.quote(f'kubeha: {what} (gave up after {attempts * delay}s)')} >&2; exit 1; fi; "
+            f"sleep {delay}; done")

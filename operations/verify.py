@@ -7,7 +7,7 @@ import gevent
 from pyinfra import host, logger, state
 from pyinfra.api import operation
 
-from cluster import paths, report
+from cluster import etcd, paths, report
 from cluster.context import anchor_control_plane, pyinfra_host
 from facts.api import ApiHealthz
 from facts.etcd import EtcdMemberStatus, EtcdVersion
@@ -54,7 +54,7 @@ def _readings(cluster, timeout):
     nodes = _wait_for(lambda: host.get_fact(ClusterNodes, kubeconfig=paths.ADMIN_CONF),
                       lambda found: found is not None and all(found.get(n, {}).get("ready") for n in waiting_for),
                       timeout)
-    members = report.etcd_members(cluster)
+    members = etcd.member_nodes(cluster)
     status = host.get_fact(EtcdMemberStatus, endpoints=[report.etcd_endpoint(m) for m in members], **ETCD_CLIENT)
     api_url = f"https://{cluster.api_address}:{cluster.api.port}"
     external = cluster.etcd.topology == "external"

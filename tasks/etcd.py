@@ -16,12 +16,10 @@ reached is left out and reported; the others go on.
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
 
-from cluster import etcd as etcd_plan, paths
+from cluster import etcd as etcd_plan
 from cluster.context import cluster, has_role, hosts_with_role, node, secrets
-from operations import etcd as etcd_ops, stage
-from operations.archive import unpack
+from operations import etcd as etcd_ops, etcd_tools, stage
 from operations.config import config_file
-from operations.download import fetch
 
 stage.begin(name="Stage: etcd", title="etcd")
 
@@ -32,18 +30,7 @@ if cluster().etcd.topology == "external" and has_role("etcd"):
     etcd = etcd_plan.from_cluster(
         cluster(), {n.name: h.name for n, h in zip(cluster().etcd_hosts, hosts_with_role("etcd"))})
     me = etcd.member(node().name)
-    version = cluster().etcd.version
-    release_dir = f"{paths.RELEASES_DIR}/etcd-{version}"
-
-    archive, archive_sha256 = fetch(cluster(), "etcd")
-    unpack(
-        name=f"Unpack etcd {version}",
-        archive=archive, archive_sha256=archive_sha256, dest=release_dir,
-        targets=TOOLS, strip_components=1,
-    )
-    for tool in host.loop(TOOLS):
-        files.link(name=f"Link {tool} {version}", path=f"{paths.BIN_DIR}/{tool}",
-                   target=f"{release_dir}/{tool}")
+    etcd_tools.install(cluster(), TOOLS)
 
     server.group(name="Group etcd", group="etcd", system=True)
     server.user(name="User etcd", user="etcd", group="etcd", system=True, home=etcd.data_dir,

@@ -124,23 +124,26 @@ class FakeRun:
 
 
 def fake_pyinfra(cluster_file, state_dir, tasks="deploy.py", responses=None, execute=False, diff=False,
-                 check=True, timeout=300):
+                 check=True, timeout=300, env=None):
     """pyinfra on the cluster file's hosts behind the @fake connector (tests/plan/fake_inventory.py):
-    `--dry --json` (the plan), or with `execute` `-y -vv` (the fake hosts record every command).
+    `--dry --json -v` (the plan), or with `execute` `-y -vv` (the fake hosts record every command).
 
-    `tasks`: deploy.py or stage files, space-separated. `responses`: {node or "*": {substring of a
-    fact command: output}}; anything not given answers as a fresh Debian 13 amd64 host. With
-    `check`, a run that fails fails the test.
+    `tasks`: deploy.py, an entry point (backup.py, restore.py, reset.py) or stage files,
+    space-separated. `responses`: {node or "*": {substring of a fact command: output}}; anything
+    not given answers as a fresh Debian 13 amd64 host. `env`: more environment variables (e.g. a
+    restore's KUBEHA_RESTORE_SNAPSHOT); none of this process's KUBEHA_* variables reaches the run.
+    With `check`, a run that fails fails the test.
     """
-    env = {**os.environ, "KUBEHA_CLUSTER": str(cluster_file), "KUBEHA_STATE_DIR": str(state_dir),
-           "PYINFRA_FAKE_DELAY": "0", "PYINFRA_FAKE_DELAY_JITTER": "0"}
-    env.pop("KUBEHA_FAKE_STATE", None)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBEHA_")},
+           "KUBEHA_CLUSTER": str(cluster_file), "KUBEHA_STATE_DIR": str(state_dir),
+           "PYINFRA_FAKE_DELAY": "0", "PYINFRA_FAKE_DELAY_JITTER": "0", **(env or {})}
     if responses is not None:
         fake_state = Path(tempfile.mkstemp(prefix="fake-state-", suffix=".json", dir=state_dir.parent)[1])
         fake_state.write_text(json.dumps(responses))
         env["KUBEHA_FAKE_STATE"] = str(fake_state)
     argv = [sys.executable, "-m", "pyinfra", FAKE_INVENTORY, *tasks.split()]
-    argv += ["-y", "-vv"] if execute else ["--dry", "--json"] + (["--diff"] if diff else [])
+    # a plan's -v prints why each operation has nothing to do (host.noop), refusals included
+    argv += ["-y", "-vv"] if execute else ["--dry", "--json", "-v"] + (["--diff"] if diff else [])
     result = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout)
     run = FakeRun(result.returncode, result.stdout + result.stderr)
     if check:
@@ -159,7 +162,13 @@ def sha256_response(path, content):
     import hashlib
 
     data = content.encode() if isinstance(content, str) else content
-    return {f"sha256sum {path}": f"{hashlib.sha256(data).hexdigest()}  {path}"}
+    return {f"sha256sum {path} ": f"{hashlib.sha256(data).hexdigest()}  {path}"}
+
+
+def stat_response(path, user, mode):
+    """The fake answer of pyinfra's File and Directory facts for `path`, owned by `user` (and
+    its group), `mode` as ls prints it (-rw-------, drwx------)."""
+    return {f"%N' {path} ": f"user={user} group={user} mode={mode} atime=1 mtime=1 ctime=1 size=1 '{path}'"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import tarfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,23 @@ class LocalMembers:
                 assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}\n{self.logs(name)}"
         return ran
 
+    def execute_together(self, planned):
+        """{member: commands} run on the members at the same time, as pyinfra runs one operation
+        on every host: in one thread each."""
+        errors = []
+
+        def execute(name):
+            try:
+                self.execute(name, planned[name])
+            except AssertionError as error:  # pragma: no cover - reported below
+                errors.append(error)
+        threads = [threading.Thread(target=execute, args=(n,)) for n in planned]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=200)
+        assert not errors, errors[0]
+
     def run_op(self, op, name, **kwargs):
         return self.execute(name, self.commands(op, name, **kwargs))
 
@@ -198,19 +216,21 @@ class LocalMembers:
         return self.sh(etcd.etcdctl(endpoints or etcd.endpoints, args), check=False)
 
 
-@pytest.fixture(scope="module")
-def members(tmp_path_factory):
+@contextmanager
+def local_members(root, **knobs):
+    """LocalMembers of the lab's HA cluster file moved onto loopback, under `root`, with the
+    release's etcd, etcdctl and etcdutl; `knobs` ("section.key": value) change the cluster file.
+    Skips without the built release; stops the members at the end."""
     if not ARCHIVE.is_file():
         pytest.skip(f"the etcd release is not built: {ARCHIVE}")
-    root = tmp_path_factory.mktemp("etcd-real")
     bin_dir = root / "opt"
     bin_dir.mkdir()
     with tarfile.open(ARCHIVE) as archive:  # like unpack(strip_components=1)
         for entry in archive.getmembers():
-            if entry.name.count("/") == 1 and entry.name.rsplit("/", 1)[1] in ("etcd", "etcdctl"):
+            if entry.name.count("/") == 1 and entry.name.rsplit("/", 1)[1] in ("etcd", "etcdctl", "etcdutl"):
                 entry.name = entry.name.rsplit("/", 1)[1]
                 archive.extract(entry, bin_dir, filter="data")
-    source = local_copy(Path(__file__).resolve().parents[2] / "lab" / "clusters" / "ha.yaml", root)
+    source = local_copy(Path(__file__).resolve().parents[2] / "lab" / "clusters" / "ha.yaml", root, **knobs)
     data = yaml.safe_load(source.read_text())
     for entry in data["hosts"]:
         entry["address"] = entry["address"].replace("10.123.0.", "127.0.0.")
@@ -230,6 +250,12 @@ def members(tmp_path_factory):
             local.stop_all()
 
 
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    with local_members(tmp_path_factory.mktemp("etcd-real")) as local:
+        yield local
+
+
 def cluster_health(members, via="cp1"):
     """`etcdctl endpoint health --cluster` over TLS: (healthy endpoints, output)."""
     result = members.etcdctl(via, "endpoint health --cluster -w json")
@@ -247,22 +273,9 @@ def test_a_new_cluster_bootstraps_with_every_member_at_once(members):
     for name in ADDRESSES:
         members.run_op(ops.decide_bootstrap, name)
     assert all("INITIAL_CLUSTER_STATE=new" in members.env[n] for n in ADDRESSES)
-    # `start` runs on the three hosts at the same time: their commands run in three threads
     planned = {name: members.commands(ops.start, name, applied="v1") for name in ADDRESSES}
     assert all(c[0] == "systemctl start --no-block etcd" for c in planned.values()), planned
-    errors = []
-
-    def start(name):
-        try:
-            members.execute(name, planned[name])
-        except AssertionError as error:  # pragma: no cover - reported below
-            errors.append(error)
-    threads = [threading.Thread(target=start, args=(n,)) for n in ADDRESSES]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=200)
-    assert not errors, errors[0]
+    members.execute_together(planned)
     healthy, output = cluster_health(members)
     assert healthy == ALL, output
     # and nothing more to do: every operation is now a noop

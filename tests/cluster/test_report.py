@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import report
+from cluster import etcd, report
 from support import cluster_copy, shipped
 
 V = {"kubeadm": "v1.35.8", "kubelet": "v1.35.8", "kubectl": "v1.35.8"}
@@ -20,8 +20,8 @@ def readings(cluster, **changes):
         "unreachable": [],
         "nodes": {name: {"ready": True} for name in kubelet_nodes},
         "versions": {name: V for name in kubelet_nodes},
-        "etcd": {m.name: UP for m in report.etcd_members(cluster)},
-        "etcd_installed": {m.name: "3.6.14" for m in report.etcd_members(cluster)}
+        "etcd": {m.name: UP for m in etcd.member_nodes(cluster)},
+        "etcd_installed": {m.name: "3.6.14" for m in etcd.member_nodes(cluster)}
         if cluster.etcd.topology == "external" else {},
         "vip": {h.name: i == 0 for i, h in enumerate(report.vip_candidates(cluster))},
         "haproxy": {h.name: {p.name: True for p in cluster.control_planes} for h in cluster.lb_hosts},
@@ -70,8 +70,8 @@ def test_stacked_etcd_is_asked_on_the_control_planes():
 @pytest.mark.parametrize("name", ["lab-ha", "topology-a"])
 def test_etcd_without_a_majority_fails_the_run(name):
     cluster = shipped(name)
-    down = {m.name: {"healthy": False, "version": None} for m in report.etcd_members(cluster)}
-    down[report.etcd_members(cluster)[0].name] = UP
+    down = {m.name: {"healthy": False, "version": None} for m in etcd.member_nodes(cluster)}
+    down[etcd.member_nodes(cluster)[0].name] = UP
     _, problems = report.summary(cluster, readings(cluster, etcd=down))
     assert problems == ["etcd has lost its majority: 1/3 members healthy"]
 

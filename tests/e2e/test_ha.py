@@ -1,6 +1,7 @@
 """The HA layout (lab/clusters/ha.yaml): 2 lb hosts with keepalived + haproxy holding the VIP,
 3 control planes with external etcd over TLS, 2 workers reaching the API through their localhost
-proxy. Deployed once by deploy.py on fresh machines, checked, then made to lose machines."""
+proxy. Deployed once by deploy.py on fresh machines, checked, then made to lose machines, then
+etcd is lost and restored from a snapshot."""
 
 import json
 import time
@@ -8,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from e2e_backup import BackupAndRestore
 from e2e_checks import ClusterChecks, VipHolderLoss
 from support import wait_until
 
@@ -88,3 +90,7 @@ class TestLosingMachines:
                 assert wait_until(lambda: cluster.curl(worker, "https://127.0.0.1:6443/healthz", timeout=5) == "ok",
                                   30), f"{worker}'s proxy does not reach {third}"
         assert {w: proxy_pid(cluster, w) for w in workers} == pids
+
+
+class TestBackupAndRestore(BackupAndRestore):
+    """Last: the drills lose etcd for real (two members' data, then all three) and restore it."""

@@ -21,7 +21,7 @@ import pytest
 from pyinfra.api import FactBase, StringCommand
 
 CASES_DIR = Path(__file__).resolve().parent
-MODULES = ("kubernetes", "etcd", "loadbalancer", "containerd", "host", "services", "api")
+MODULES = ("kubernetes", "etcd", "loadbalancer", "containerd", "host", "services", "api", "backup")
 
 
 def case_files() -> list[tuple[str, Path]]:
