@@ -363,12 +363,18 @@ def test_another_interrupted_restore_must_be_finished_first(workdir, ha):
 
 # ---- restore.py: what a run does ---------------------------------------------------------------
 
+def checked_copy(snap):
+    """(the SnapshotFile fact's command, its output) of a member's whole copy of `snap`."""
+    status = f"snapshot status {backup.SNAPSHOT_DIR}/{snap.name}.db -w json"
+    return status, ["#kubeha:size 20", f"#kubeha:sha256 {snap.sha256}", "#kubeha:status",
+                    json.dumps({"hash": 1, "revision": snap.revision, "totalKey": 3, "totalSize": 20,
+                                "version": "3.6.0"})]
+
+
 def test_a_copy_that_fails_its_check_stops_the_restore_on_every_host(workdir, ha):
     snap = local_snapshot(ha)
     responses = lost_quorum(ha)
-    status = f"snapshot status {backup.SNAPSHOT_DIR}/{snap.name}.db -w json"
-    good = ["#kubeha:size 20", f"#kubeha:sha256 {snap.sha256}", "#kubeha:status",
-            json.dumps({"hash": 1, "revision": snap.revision, "totalKey": 3, "totalSize": 20, "version": "3.6.0"})]
+    status, good = checked_copy(snap)
     for name in ("cp1", "cp3"):
         responses[name] = {status: good, **responses[name]}
     responses["cp2"] = {status: good[:3], **responses["cp2"]}  # etcdutl cannot read cp2's copy
@@ -387,9 +393,7 @@ def test_a_copy_that_fails_its_check_stops_the_restore_on_every_host(workdir, ha
 def test_a_run_restores_every_member_with_the_same_token_and_keeps_the_old_data(workdir, ha):
     snap = local_snapshot(ha)
     responses = lost_quorum(ha)
-    status = f"snapshot status {backup.SNAPSHOT_DIR}/{snap.name}.db -w json"
-    good = ["#kubeha:size 20", f"#kubeha:sha256 {snap.sha256}", "#kubeha:status",
-            json.dumps({"hash": 1, "revision": snap.revision, "totalKey": 3, "totalSize": 20, "version": "3.6.0"})]
+    status, good = checked_copy(snap)
     for name in ("cp1", "cp2", "cp3"):
         responses[name] = {status: good, **responses[name]}
     commands, output = run(workdir, "lab-ha", "restore.py", answering_again(ha, responses), execute=True,

@@ -14,7 +14,7 @@ import pytest
 
 from cluster import etcd as etcd_plan, paths
 from cluster.secrets import ClusterSecrets
-from support import CLUSTER_FILES, cluster_copy, fake_pyinfra, local_copy
+from support import CLUSTER_FILES, cluster_copy, fake_pyinfra, local_copy, stat_response
 
 LINUX = {"uname -s": "Linux", "uname -m": "x86_64", "command -v useradd": "/usr/sbin/useradd"}
 MEMBERSHIP_OPS = ("etcd: decide", "etcd: start", "etcd: add", "etcd: restart")
@@ -34,10 +34,6 @@ def run(workdir, cluster_name, responses, execute=False):
 
 def changed(plan, prefixes):
     return {name: hosts for name, hosts in plan if name.startswith(prefixes) and hosts}
-
-
-def stat(path, user, mode):
-    return f"user={user} group={user} mode={mode} atime=1 mtime=1 ctime=1 size=1 '{path}'"
 
 
 class LabHa:
@@ -75,10 +71,10 @@ class LabHa:
             path = f"{self.etcd.pki_dir}/{file_name}"
             responses[f"sha256sum {path} "] = f"{hashlib.sha256(local.read_bytes()).hexdigest()}  {path}"
             owner = "root" if file_name.startswith("admin-client") else "etcd"
-            responses[f"%N' {path} "] = stat(path, owner, "-rw-------" if is_key else "-rw-r--r--")
+            responses.update(stat_response(path, owner, "-rw-------" if is_key else "-rw-r--r--"))
         responses["sha256sum /etc/systemd/system/etcd.service "] = (
             f"{hashlib.sha256(unit.encode()).hexdigest()}  /etc/systemd/system/etcd.service")
-        responses[f"%N' {self.etcd.wal_dir} "] = stat(self.etcd.wal_dir, "etcd", "drwx------")
+        responses.update(stat_response(self.etcd.wal_dir, "etcd", "drwx------"))
         responses["--property SubState etcd.service"] = ["Id=etcd.service", "SubState=running"]
         responses[f"cat {paths.ETCD_APPLIED_FILE}"] = etcd_plan.applied_for(unit, pki)
         responses[f"cat {paths.ETCD_ENV_FILE}"] = ["INITIAL_CLUSTER_STATE=new"]
