@@ -289,17 +289,28 @@ def _openssl_date(value: str) -> str | None:
     return when.replace(tzinfo=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _shell_words(paths: list[str]) -> str:
+    """Paths for a shell ``for`` loop: globs stay unquoted so the shell expands them."""
+    return " ".join(p if re.fullmatch(r"[A-Za-z0-9_./*-]+", p) else shlex.quote(p) for p in paths)
+
+
 class CertificateExpiry(FactBase[dict]):
     """
     When each certificate expires (``openssl x509 -enddate``), as ``{path: "...Z"}``.
 
     + paths: files or shell globs; default every ``*.crt`` in /etc/kubernetes/pki and
       /etc/kubernetes/pki/etcd. Files that are missing or not certificates are left out;
-      ``{}`` when none is found. Only certificates are read, never keys.
+      ``{}`` when none is found. Only certificates are read, never keys (a PEM file holding
+      both, like the kubelet's client certificate, is read by ``openssl x509``, which prints only
+      the date asked for).
+    + kubeconfigs: kubeconfig files whose embedded client certificate (``client-certificate-data``)
+      is read the same way, keyed by the kubeconfig's path; only that line is read, never
+      ``client-key-data``. A kubeconfig that points at a certificate file is left out.
 
     .. code:: python
 
-        {"/etc/kubernetes/pki/apiserver.crt": "2027-11-22T03:12:00Z"}
+        {"/etc/kubernetes/pki/apiserver.crt": "2027-11-22T03:12:00Z",
+         "/etc/kubernetes/admin.conf": "2027-11-22T03:12:01Z"}
     """
 
     DEFAULT_PATHS = ("/etc/kubernetes/pki/*.crt", "/etc/kubernetes/pki/etcd/*.crt")
@@ -307,23 +318,26 @@ class CertificateExpiry(FactBase[dict]):
     default = dict
 
     @override
-    def requires_command(self, paths: list[str] | None = None) -> str:
+    def requires_command(self, paths: list[str] | None = None, kubeconfigs: list[str] = ()) -> str:
         return "openssl"
 
     @override
-    def command(self, paths: list[str] | None = None) -> str:
+    def command(self, paths: list[str] | None = None, kubeconfigs: list[str] = ()) -> str:
         if isinstance(paths, str):
             paths = [paths]
-        # Globs stay unquoted so the shell expands them; anything else is quoted.
-        words = " ".join(
-            p if re.fullmatch(r"[A-Za-z0-9_./*-]+", p) else shlex.quote(p)
-            for p in (paths or self.DEFAULT_PATHS)
-        )
-        return (
-            f'for f in {words}; do if [ -f "$f" ]; then'
+        command = (
+            f'for f in {_shell_words(paths or self.DEFAULT_PATHS)}; do if [ -f "$f" ]; then'
             ' printf "%s " "$f"; openssl x509 -enddate -noout -in "$f" 2>/dev/null || echo;'
             " fi; done"
         )
+        if kubeconfigs:
+            command += (
+                f'; for f in {_shell_words(list(kubeconfigs))}; do if [ -f "$f" ]; then printf "%s " "$f";'
+                " sed -n 's/^[[:space:]]*client-certificate-data:[[:space:]]*//p' \"$f\" | head -n 1"
+                " | openssl enc -d -a -A 2>/dev/null | openssl x509 -enddate -noout 2>/dev/null || echo;"
+                " fi; done"
+            )
+        return command
 
     @override
     def process(self, output: list[str]) -> dict:

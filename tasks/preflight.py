@@ -23,20 +23,21 @@ import hashlib
 
 from pyinfra import host
 
-from cluster.context import cluster, node
+from cluster.context import being_removed, cluster, node
 from operations import host as host_ops
 from operations import stage
 
 stage.begin(name="Stage: Preflight", title="Preflight")
 
-me = node()
-local_ca_sha256 = {
-    path: hashlib.sha256(local.read_bytes()).hexdigest()
-    for path, local in host_ops.ca_files(cluster(), me.roles, host.data).items()
-}
-host_ops.preflight(
-    name="Preflight: the host can run its part of the cluster",
-    cluster=cluster(),
-    node=me,
-    local_ca_sha256=local_ca_sha256,
-)
+if not being_removed():  # a machine of `remove:` has no part left to run
+    me = node()
+    local_ca_sha256 = {
+        path: hashlib.sha256(local.read_bytes()).hexdigest()
+        for path, local in host_ops.ca_files(cluster(), me.roles, host.data).items()
+    }
+    host_ops.preflight(
+        name="Preflight: the host can run its part of the cluster",
+        cluster=cluster(),
+        node=me,
+        local_ca_sha256=local_ca_sha256,
+    )

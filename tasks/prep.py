@@ -26,7 +26,7 @@ Runs on all hosts. Alone: `pyinfra inventory.py tasks/prep.py`.
 from pyinfra import host
 from pyinfra.operations import apt, dnf, files, server, systemd
 
-from cluster.context import cluster, has_role, hosts_with_role, node
+from cluster.context import being_removed, cluster, has_role, hosts_with_role, node
 from cluster.render import render
 from operations import host as host_ops
 from operations.config import config_file
@@ -48,7 +48,8 @@ NFT = "/usr/sbin/nft"
 ETCD_PORTS = (2379, 2380)  # client and peer, stacked (kubeadm's) or external (group_data/etcd.py)
 
 me = node()
-family = host_ops.os_family()  # None: preflight has failed this host, nothing is planned
+# None: preflight has failed this host, or it is a machine of `remove:`: nothing is planned
+family = None if being_removed() else host_ops.os_family()
 in_container = host_ops.container()
 prep = cluster().prep
 
