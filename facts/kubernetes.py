@@ -12,6 +12,7 @@ import re
 import shlex
 from datetime import datetime, timezone
 
+import yaml
 from pyinfra.api import FactBase
 from typing_extensions import override
 
@@ -472,3 +473,65 @@ class ClusterRoleBinding(FactBase[dict | None]):
                 if isinstance(s, dict)
             ],
         }
+
+
+APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+
+
+class KubeadmClusterConfiguration(FactBase[dict | None]):
+    """
+    The ClusterConfiguration kubeadm stored in the cluster (ConfigMap kube-system/kubeadm-config,
+    key ClusterConfiguration), parsed: what later joins and `kubeadm upgrade` read. None when the
+    kubeconfig is missing, the API cannot be read or the ConfigMap does not exist. It holds no
+    secret.
+
+    .. code:: python
+
+        {"kind": "ClusterConfiguration", "certificateValidityPeriod": "8760h0m0s",
+         "etcd": {"external": {"endpoints": ["https://10.123.0.21:2379"], ...}}, ...}
+    """
+
+    @override
+    def requires_command(self, kubeconfig: str = ADMIN_CONF) -> str:
+        return "kubectl"
+
+    @override
+    def command(self, kubeconfig: str = ADMIN_CONF) -> str:
+        get = kubectl(kubeconfig, "-n kube-system get configmap kubeadm-config --ignore-not-found"
+                      f" -o {shlex.quote('jsonpath={.data.ClusterConfiguration}')}")
+        return if_api_answers(kubeconfig, f"{get} 2>/dev/null || echo '{UNREACHABLE}'")
+
+    @override
+    def process(self, output: list[str]) -> dict | None:
+        if UNREACHABLE in output:
+            return None
+        try:
+            config = yaml.safe_load("\n".join(output))
+        except yaml.YAMLError:
+            return None
+        return config if isinstance(config, dict) and config.get("kind") == "ClusterConfiguration" else None
+
+
+class ApiserverEtcdServers(FactBase[list | None]):
+    """
+    The etcd client URLs this control plane's apiserver is started with: the ``--etcd-servers``
+    flag of its static pod manifest, as a list. None when there is no manifest (not a control
+    plane yet) or it has no such flag.
+
+    .. code:: python
+
+        ["https://10.123.0.21:2379", "https://10.123.0.22:2379"]
+    """
+
+    @override
+    def command(self) -> str:
+        return if_readable(APISERVER_MANIFEST,
+                           f"grep -o -E -- '--etcd-servers=[^\"[:space:]]+' {APISERVER_MANIFEST} || true")
+
+    @override
+    def process(self, output: list[str]) -> list | None:
+        for line in output:
+            _, found, urls = line.strip().partition("--etcd-servers=")
+            if found and urls:
+                return [url for url in urls.split(",") if url]
+        return None
