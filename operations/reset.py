@@ -1,0 +1,215 @@
+"""Resetting a host: everything kubeha, kubeadm, kube-proxy and Calico put on it taken away, and
+only that. Used by the removal of a node (tasks/remove_nodes.py) and by the reset of a whole
+cluster (tasks/reset.py).
+
+- the kubelet stopped and its pods removed, its mounts unmounted;
+- data moved aside, never deleted: /var/lib/kubelet, stacked etcd's /var/lib/etcd and external
+  etcd's /var/lib/kubeha-etcd become <dir>.kubeha-reset-<UTC time>;
+- `kubeadm reset -f`, without its etcd phase (the membership is the removal's business, and that
+  phase would delete the etcd data dir);
+- kubeha's services stopped and disabled (kubelet, the API proxy, etcd, containerd, the firewall
+  unit, whose stop deletes table inet kubeha; haproxy and keepalived where their configuration is
+  kubeha's);
+- kube-proxy's and Calico's iptables rules and chains by name (KUBE-*, cali-*), per table and
+  backend, in one iptables-restore transaction each: no table is flushed, no policy touched, so
+  the SSH connection stays; the nftables tables kube-proxy, calico and kubeha; the KUBE-* and
+  cali* ipsets; vxlan.calico, the cali* veths, kube-ipvs0 and Calico's routes; tunl0 is flushed and
+  set down (the ipip module owns it);
+- the files kubeha wrote: units and drop-ins, binaries and links, /etc/kubeha, /opt/kubeha, the
+  download cache, /etc/kubernetes, /etc/etcd, /etc/cni/net.d, /var/lib/calico, containerd's and
+  crictl's configuration, the sysctl.d, modules-load.d and apt proxy files, the kubectl user's
+  kubeconfig, the files marked "# Managed by kubeha" at paths packages own (haproxy, keepalived,
+  registry mirrors), and the /etc/hosts block.
+
+Left on the host: the OS packages, the time sync service, the hostname, swap off, the etcd and
+kubectl users, /opt/cni/bin, containerd's image store (/var/lib/containerd: a deploy reuses it).
+
+Each step reads facts.host.KubehaFootprint when it runs, announces every deletion (so `--dry`
+lists them per host), and does nothing on a host that holds nothing of it: a second reset
+changes nothing.
+"""
+
+import shlex
+
+from pyinfra import host, logger
+from pyinfra.api import operation
+from pyinfra.operations import files
+
+from cluster.certificates import user_kubeconfig
+from facts.host import KubehaFootprint
+
+STAMP = "$(date -u +%Y%m%dT%H%M%SZ)"
+DATA_DIRS = ("/var/lib/kubelet", "/var/lib/etcd", "/var/lib/kubeha-etcd")
+SERVICES = ("kubelet", "kubeha-api-proxy", "etcd", "containerd", "kubeha-firewall")
+LB_SERVICES = {"haproxy": "/etc/haproxy/haproxy.cfg", "keepalived": "/etc/keepalived/keepalived.conf"}
+UNIT_FILES = (
+    "/etc/systemd/system/kubelet.service", "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+    "/etc/systemd/system/containerd.service", "/etc/systemd/system/etcd.service",
+    "/etc/systemd/system/kubeha-api-proxy.service", "/etc/systemd/system/kubeha-firewall.service",
+)
+REMOVED = UNIT_FILES + (
+    "/usr/local/bin/kubeadm", "/usr/local/bin/kubelet", "/usr/local/bin/kubectl", "/usr/local/bin/containerd",
+    "/usr/local/bin/containerd-shim-runc-v2", "/usr/local/bin/ctr", "/usr/local/bin/crictl", "/usr/local/bin/etcd",
+    "/usr/local/bin/etcdctl", "/usr/local/bin/etcdutl", "/usr/local/sbin/runc",
+    "/etc/kubeha", "/opt/kubeha", "/var/cache/kubeha", "/etc/kubernetes", "/etc/etcd", "/etc/cni/net.d",
+    "/var/lib/calico", "/etc/containerd/config.toml", "/etc/crictl.yaml", "/etc/sysctl.d/99-kubeha.conf",
+    "/etc/sysctl.d/90-kubeha-loadbalancer.conf", "/etc/modules-load.d/kubeha.conf",
+    "/etc/apt/apt.conf.d/01kubeha-proxy",
+)
+MARKED = ("/etc/containerd/certs.d/*/hosts.toml", "/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf",
+          "/etc/keepalived/check_apiserver.sh")
+HOSTS_MARKER = "# {mark} kubeha cluster hosts"
+KUBEADM = "/usr/local/bin/kubeadm"
+
+
+def footprint_args(cluster):
+    """The arguments of KubehaFootprint for a host of this cluster."""
+    return {"paths": [*DATA_DIRS, *REMOVED, user_kubeconfig(cluster)], "units": [*SERVICES, *LB_SERVICES],
+            "marked": list(MARKED), "hosts_marker": HOSTS_MARKER.format(mark="BEGIN")}
+
+
+# What each step does, as (what is removed, command) pairs, from a footprint.
+
+def stop_pods(found):
+    steps = []
+    if found["units"].get("kubelet", {}).get("active"):
+        steps.append(("stop the kubelet", "systemctl stop kubelet"))
+    if found["pods"]:
+        steps.append((f"remove the {found['pods']} pods", "crictl rmp --all --force >/dev/null"))
+    for mount in sorted(found["mounts"], reverse=True):  # the deepest first
+        quoted = shlex.quote(mount)
+        steps.append((f"unmount {mount}", f"umount {quoted} || umount -l {quoted}"))
+    return steps
+
+
+def move_data_aside(found):
+    steps = []
+    for directory in DATA_DIRS:
+        if directory not in found["paths"]:
+            continue
+        if directory == "/var/lib/kubeha-etcd" and found["units"].get("etcd", {}).get("active"):
+            steps.append(("stop etcd", "systemctl stop etcd"))
+        aside = f"{directory}.kubeha-reset-{STAMP}"
+        steps.append((f"move {directory} aside to {directory}.kubeha-reset-<time> (an empty one is removed)",
+                      f'if [ -n "$(ls -A {directory})" ]; then mv {directory} "{aside}"; else rmdir {directory}; fi'))
+    return steps
+
+
+def kubeadm_reset(found):
+    if KUBEADM in found["paths"] and "/etc/kubernetes" in found["paths"]:
+        return [("kubeadm reset (its etcd phase skipped)", f"{KUBEADM} reset -f --skip-phases=remove-etcd-member")]
+    return []
+
+
+def stop_services(found):
+    wanted = list(SERVICES) + [name for name, config in LB_SERVICES.items() if config in found["marked"]]
+    return [(f"stop and disable {name}", f"systemctl disable --now {name}")
+            for name in wanted
+            if found["units"].get(name, {}).get("active") or found["units"].get(name, {}).get("enabled")]
+
+
+RULE_DELETIONS = (
+    # iptables-save of one table -> iptables-restore --noflush input that deletes, in one
+    # transaction, the rules of other chains that jump to or are commented by kube-proxy's and
+    # Calico's chains, then flushes and deletes those chains
+    "awk -v table=\"$table\" 'BEGIN {print \"*\" table} "
+    "/^:(KUBE-|cali-)/ {chains[++n] = substr($1, 2); next} "
+    "/^-A / && $2 !~ /^(KUBE-|cali-)/ && ($0 ~ / -[jg] (KUBE-|cali-)/ || $0 ~ /--comment \"?cali:/) "
+    "{sub(/^-A /, \"-D \"); print} "
+    "END {for (i = 1; i <= n; i++) print \"-F \" chains[i]; for (i = 1; i <= n; i++) print \"-X \" chains[i]; "
+    "print \"COMMIT\"}'"
+)
+
+
+def network(found):
+    steps = []
+    for tool, tables in sorted(found["chains"].items()):
+        for table, chains in sorted(tables.items()):
+            steps.append((f"{tool} {table}: the rules of {' '.join(chains)}",
+                          f"table={table}; {tool}-save -t {table} | {RULE_DELETIONS} | {tool}-restore --noflush"))
+    for table in found["nft_tables"]:
+        steps.append((f"nftables table {table}", f"nft delete table {table}"))
+    for ipset in found["ipsets"]:
+        steps.append((f"ipset {ipset}", f"ipset destroy {shlex.quote(ipset)}"))
+    for route in found["routes"]:
+        steps.append((f"route {route}", f"ip route del {route}"))
+    for link in found["links"]:
+        steps.append((f"interface {link}", f"ip link delete {shlex.quote(link)}"))
+    if found["tunl0"]:
+        steps.append((f"tunl0's addresses {' '.join(found['tunl0'])}", "ip addr flush dev tunl0 && ip link set tunl0 down"))
+    return steps
+
+
+def remove_files(found):
+    present = [path for path in found["paths"] if path not in DATA_DIRS]
+    steps = [(f"remove {path}", f"rm -rf {shlex.quote(path)}") for path in present]
+    steps += [(f"remove {path} (kubeha's)", f"rm -f {shlex.quote(path)}") for path in found["marked"]]
+    if "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf" in present:
+        steps.append(("remove kubelet.service.d if empty",
+                      "rmdir --ignore-fail-on-non-empty /etc/systemd/system/kubelet.service.d"))
+    if any(path in UNIT_FILES for path in present):
+        steps.append(("reload systemd", "systemctl daemon-reload"))
+    return steps
+
+
+def _run(steps, nothing):
+    """Announce each step on this host (a --dry lists them), yield its command."""
+    if not steps:
+        host.noop(nothing)
+        return
+    for what, command in steps:
+        logger.info(f"{host.print_prefix}reset: {what}")
+        yield command
+
+
+@operation()
+def stop_kubelet_and_pods(footprint):
+    yield from _run(stop_pods(host.get_fact(KubehaFootprint, **footprint)), "no kubelet or pod runs")
+
+
+@operation()
+def data_aside(footprint):
+    yield from _run(move_data_aside(host.get_fact(KubehaFootprint, **footprint)), "no kubelet or etcd data here")
+
+
+@operation()
+def reset_kubeadm(footprint):
+    yield from _run(kubeadm_reset(host.get_fact(KubehaFootprint, **footprint)), "nothing of kubeadm's is left")
+
+
+@operation()
+def services_off(footprint):
+    yield from _run(stop_services(host.get_fact(KubehaFootprint, **footprint)), "no kubeha service runs")
+
+
+@operation()
+def network_state(footprint):
+    yield from _run(network(host.get_fact(KubehaFootprint, **footprint)),
+                    "no rule, table, ipset, route or interface of kube-proxy's, Calico's or kubeha's")
+
+
+@operation()
+def kubeha_files(footprint):
+    yield from _run(remove_files(host.get_fact(KubehaFootprint, **footprint)), "no file of kubeha's is left")
+
+
+@operation()
+def hosts_block(footprint):
+    if not host.get_fact(KubehaFootprint, **footprint)["hosts_block"]:
+        host.noop("/etc/hosts has no kubeha block")
+        return
+    logger.info(f"{host.print_prefix}reset: remove the cluster's hosts from /etc/hosts")
+    yield from files.block._inner(path="/etc/hosts", marker=HOSTS_MARKER, present=False)
+
+
+def reset_host(cluster):
+    """Every step above on this host, in order. Call it once per stage, from one line: the
+    operations then keep their own identities."""
+    footprint = footprint_args(cluster)
+    stop_kubelet_and_pods(name="Reset: stop the kubelet and remove its pods", footprint=footprint)
+    data_aside(name="Reset: move the kubelet's and etcd's data aside", footprint=footprint)
+    reset_kubeadm(name="Reset: kubeadm reset", footprint=footprint)
+    services_off(name="Reset: stop and disable kubeha's services", footprint=footprint)
+    network_state(name="Reset: remove kube-proxy's, Calico's and kubeha's network state", footprint=footprint)
+    kubeha_files(name="Reset: remove the files kubeha wrote", footprint=footprint)
+    hosts_block(name="Reset: remove the cluster's hosts from /etc/hosts", footprint=footprint)
