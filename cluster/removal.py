@@ -70,6 +70,12 @@ def matching_member(members, entry):
     return None
 
 
+def joining(members, wanted_members):
+    """How many of the addresses `wanted_members` are no member yet: they join before the removal."""
+    listed = {peer_address(m) for m in members}
+    return len([address for address in wanted_members if address not in listed])
+
+
 def identity_problems(entry, nodes, members, hostname):
     """Why `entry` does not name one node consistently: messages, empty when it does."""
     problems = []
@@ -140,7 +146,8 @@ def plan(entries, nodes, members, wanted_members, hostnames):
     + members: the etcd members, each with "healthy"; None when etcd does not answer
     + wanted_members: addresses of the members the cluster file keeps (etcd hosts, or the control
       planes with stacked etcd); those not in the membership yet join earlier in the run
-    + hostnames: {entry name: what the machine calls itself}, only for the machines reachable
+    + hostnames: {entry name: what the machine calls itself (None: it does not say)}, only for the
+      machines reachable
     """
     refusals, notes, removals = [], [], []
     if nodes is None:
@@ -158,8 +165,7 @@ def plan(entries, nodes, members, wanted_members, hostnames):
             notes.append(f"{entry.name} ({entry.address}) is no node, no etcd member, and its machine cannot be "
                          "reached: nothing to remove (removed already?)")
     if members is not None:
-        listed = {peer_address(m) for m in members}
-        added = len([address for address in wanted_members if address not in listed])
         voting = [m for m in members if not m.get("is_learner")]
-        refusals += quorum_problems(voting, [r.member["id"] for r in removals if r.member], added)
+        refusals += quorum_problems(voting, [r.member["id"] for r in removals if r.member],
+                                    joining(members, wanted_members))
     return RemovalPlan(tuple(removals), tuple(refusals), tuple(notes))

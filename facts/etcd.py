@@ -165,3 +165,56 @@ class EtcdLogLost(FactBase[bool]):
     @override
     def process(self, output: list[str]) -> bool:
         return bool(output) and "is out of range" in output[-1]
+
+
+STACKED_PKI = "/etc/kubernetes/pki/etcd"
+
+
+def stacked_etcdctl(node: str, args: str, kubeconfig: str = "/etc/kubernetes/admin.conf") -> str:
+    """etcdctl ARGS in kubeadm's etcd static pod of `node`, with its health-check client certificate."""
+    return (
+        f"kubectl --kubeconfig={shlex.quote(kubeconfig)} --request-timeout=20s -n kube-system exec "
+        f"{shlex.quote(f'etcd-{node}')} -- "
+        + _etcdctl(["https://127.0.0.1:2379"], f"{STACKED_PKI}/ca.crt", f"{STACKED_PKI}/healthcheck-client.crt",
+                   f"{STACKED_PKI}/healthcheck-client.key", args)
+    )
+
+
+class StackedEtcdMembers(FactBase[list | None]):
+    """
+    The members of kubeadm's stacked etcd (``member list -w json``), as EtcdMembers gives them,
+    each with ``healthy``: whether its client URL answers ``endpoint health --cluster``. Read with
+    etcdctl inside the etcd static pod of ``node`` (kubectl exec through ``kubeconfig``). None when
+    the kubeconfig is missing, or the API or etcd does not answer.
+
+    .. code:: python
+
+        [{"id": "7d8f837c8543d7c4", "name": "k1", "peer_urls": ["https://10.123.0.111:2380"],
+          "client_urls": ["https://10.123.0.111:2379"], "is_learner": False, "healthy": True}]
+    """
+
+    @override
+    def requires_command(self, node: str, kubeconfig: str = "/etc/kubernetes/admin.conf") -> str:
+        return "kubectl"
+
+    @override
+    def command(self, node: str, kubeconfig: str = "/etc/kubernetes/admin.conf") -> str:
+        members = stacked_etcdctl(node, "member list -w json", kubeconfig)
+        health = stacked_etcdctl(node, "endpoint health --cluster -w json", kubeconfig)
+        return (
+            f"if [ -r {shlex.quote(kubeconfig)} ]; then echo '{MARKER}members'; {members} 2>/dev/null || "
+            f"echo '{UNREACHABLE}'; echo '{MARKER}health'; {health} 2>/dev/null || true; fi"
+        )
+
+    @override
+    def process(self, output: list[str]) -> list | None:
+        parts = sections(output)
+        member_lines = parts.get("members", ("", []))[1]
+        if UNREACHABLE in member_lines:
+            return None
+        members = EtcdMembers().process(member_lines)
+        if members is None:
+            return None
+        results = load_json(parts.get("health", ("", []))[1])
+        healthy = {dig(r, "endpoint") for r in (results if isinstance(results, list) else []) if dig(r, "health") is True}
+        return [{**m, "healthy": any(url in healthy for url in m["client_urls"])} for m in members]

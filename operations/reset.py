@@ -152,49 +152,59 @@ def remove_files(found):
     return steps
 
 
-def _run(steps, nothing):
-    """Announce each step on this host (a --dry lists them), yield its command."""
+def _run(act, plan_steps, footprint, nothing):
+    """The steps `plan_steps` finds in this host's footprint: each announced (a --dry lists them),
+    its command yielded. A host that is not to be reset (`act` false) only passes by."""
+    if not act:
+        host.noop("this host is not reset")
+        return
+    steps = plan_steps(host.get_fact(KubehaFootprint, **footprint))
     if not steps:
         host.noop(nothing)
         return
-    for what, command in steps:
+    # all announced first: pyinfra plans an operation only up to its first command
+    for what, _ in steps:
         logger.info(f"{host.print_prefix}reset: {what}")
+    for _, command in steps:
         yield command
 
 
 @operation()
-def stop_kubelet_and_pods(footprint):
-    yield from _run(stop_pods(host.get_fact(KubehaFootprint, **footprint)), "no kubelet or pod runs")
+def stop_kubelet_and_pods(footprint, act=True):
+    yield from _run(act, stop_pods, footprint, "no kubelet or pod runs")
 
 
 @operation()
-def data_aside(footprint):
-    yield from _run(move_data_aside(host.get_fact(KubehaFootprint, **footprint)), "no kubelet or etcd data here")
+def data_aside(footprint, act=True):
+    yield from _run(act, move_data_aside, footprint, "no kubelet or etcd data here")
 
 
 @operation()
-def reset_kubeadm(footprint):
-    yield from _run(kubeadm_reset(host.get_fact(KubehaFootprint, **footprint)), "nothing of kubeadm's is left")
+def reset_kubeadm(footprint, act=True):
+    yield from _run(act, kubeadm_reset, footprint, "nothing of kubeadm's is left")
 
 
 @operation()
-def services_off(footprint):
-    yield from _run(stop_services(host.get_fact(KubehaFootprint, **footprint)), "no kubeha service runs")
+def services_off(footprint, act=True):
+    yield from _run(act, stop_services, footprint, "no kubeha service runs")
 
 
 @operation()
-def network_state(footprint):
-    yield from _run(network(host.get_fact(KubehaFootprint, **footprint)),
+def network_state(footprint, act=True):
+    yield from _run(act, network, footprint,
                     "no rule, table, ipset, route or interface of kube-proxy's, Calico's or kubeha's")
 
 
 @operation()
-def kubeha_files(footprint):
-    yield from _run(remove_files(host.get_fact(KubehaFootprint, **footprint)), "no file of kubeha's is left")
+def kubeha_files(footprint, act=True):
+    yield from _run(act, remove_files, footprint, "no file of kubeha's is left")
 
 
 @operation()
-def hosts_block(footprint):
+def hosts_block(footprint, act=True):
+    if not act:
+        host.noop("this host is not reset")
+        return
     if not host.get_fact(KubehaFootprint, **footprint)["hosts_block"]:
         host.noop("/etc/hosts has no kubeha block")
         return
@@ -202,14 +212,18 @@ def hosts_block(footprint):
     yield from files.block._inner(path="/etc/hosts", marker=HOSTS_MARKER, present=False)
 
 
-def reset_host(cluster):
-    """Every step above on this host, in order. Call it once per stage, from one line: the
-    operations then keep their own identities."""
+def reset_host(cluster, act=True):
+    """Every step above, in order, on every host of the run: those not to be reset (`act` false)
+    only pass by. pyinfra orders operations only within each host's own sequence, so a step that
+    other hosts' operations must follow (a node is deleted only once its machine is reset) is
+    planned on every host. Call it once per stage, from one line: the operations then keep their
+    own identities."""
     footprint = footprint_args(cluster)
-    stop_kubelet_and_pods(name="Reset: stop the kubelet and remove its pods", footprint=footprint)
-    data_aside(name="Reset: move the kubelet's and etcd's data aside", footprint=footprint)
-    reset_kubeadm(name="Reset: kubeadm reset", footprint=footprint)
-    services_off(name="Reset: stop and disable kubeha's services", footprint=footprint)
-    network_state(name="Reset: remove kube-proxy's, Calico's and kubeha's network state", footprint=footprint)
-    kubeha_files(name="Reset: remove the files kubeha wrote", footprint=footprint)
-    hosts_block(name="Reset: remove the cluster's hosts from /etc/hosts", footprint=footprint)
+    stop_kubelet_and_pods(name="Reset: stop the kubelet and remove its pods", footprint=footprint, act=act)
+    data_aside(name="Reset: move the kubelet's and etcd's data aside", footprint=footprint, act=act)
+    reset_kubeadm(name="Reset: kubeadm reset", footprint=footprint, act=act)
+    services_off(name="Reset: stop and disable kubeha's services", footprint=footprint, act=act)
+    network_state(name="Reset: remove kube-proxy's, Calico's and kubeha's network state", footprint=footprint,
+                  act=act)
+    kubeha_files(name="Reset: remove the files kubeha wrote", footprint=footprint, act=act)
+    hosts_block(name="Reset: remove the cluster's hosts from /etc/hosts", footprint=footprint, act=act)

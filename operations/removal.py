@@ -1,0 +1,228 @@
+"""Taking the nodes of `remove:` out of the cluster (tasks/remove_nodes.py).
+
+`removal_plan()` reads, while the run is planned (before anything on any host changes), what the
+cluster says about each entry and refuses the whole run if one does not fit or the removal would
+cost etcd its quorum (cluster/removal.py decides). The operations then act from the anchor
+control plane (drain, delete the node), from an etcd member (remove the member), or on the
+machine itself, and each reads the cluster again when it runs: a removal that is done is not done
+twice, and an entry that names no node does nothing.
+"""
+
+import gevent.lock
+from pyinfra import host, logger
+from pyinfra.api import operation
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Hostname
+
+from cluster import removal
+from cluster.context import anchor_control_plane, cluster, has_role, joined_control_planes, node, reachable, \
+    reachable_hosts_with_role
+from facts.etcd import EtcdHealth, EtcdMembers, StackedEtcdMembers, stacked_etcdctl
+from facts.kubernetes import ClusterNodes
+from facts.loadbalancer import VipHolder
+from operations import etcd as etcd_ops
+from operations.drain import drain_command
+from operations.failure import fail
+from operations.kubectl import KUBECTL
+from operations.kube_vip import MANIFEST as KUBE_VIP_MANIFEST
+
+ADMIN = "/etc/kubernetes/admin.conf"
+VIP_WAIT_SECONDS = 60
+
+_plan_lock = gevent.lock.RLock()
+_plan = []  # the plan of this run, once read
+
+
+# ---- what the cluster says about the entries ------------------------------------------------------
+
+def _member_etcd(pyinfra_host):
+    """The external etcd as the etcd stage sees it from this member's host."""
+    data = pyinfra_host.data
+    return etcd_ops.from_cluster(cluster(), {}, client_port=data.etcd_client_port, peer_port=data.etcd_peer_port,
+                                 data_dir=data.etcd_data_dir, pki_dir=data.etcd_pki_dir)
+
+
+def _external_members(pyinfra_host):
+    """The external etcd's members read from this member's host, each with "healthy"; None when
+    it cannot tell (no member answers, or etcd is not installed there yet)."""
+    etcd = _member_etcd(pyinfra_host)
+    members = pyinfra_host.get_fact(EtcdMembers, endpoints=etcd.endpoints, **etcd.tls)
+    if members is None:
+        return None
+    urls = [url for m in members for url in m["client_urls"]]
+    health = pyinfra_host.get_fact(EtcdHealth, endpoints=urls, **etcd.tls) if urls else {}
+    return [{**m, "healthy": any(health.get(url) for url in m["client_urls"])} for m in members]
+
+
+def membership_reader():
+    """The host etcd's membership is read and changed from: with external etcd the first
+    reachable member of the file that answers, with stacked etcd the anchor control plane.
+    Returns (host or None, members or None)."""
+    if cluster().etcd.topology == "stacked":
+        anchor = anchor_control_plane()
+        if anchor is None or anchor not in joined_control_planes():
+            return None, None
+        return anchor, anchor.get_fact(StackedEtcdMembers, node=anchor.data.node_name, kubeconfig=ADMIN)
+    for candidate in reachable_hosts_with_role("etcd"):
+        members = _external_members(candidate)
+        if members is not None:
+            return candidate, members
+    return None, None
+
+
+def _read_plan():
+    entries = cluster().removals
+    hostnames = {e.name: (reachable(e.name).get_fact(Hostname) or "").strip() or None
+                 for e in entries if reachable(e.name)}
+    if not joined_control_planes():  # no cluster runs: only the machines are checked
+        return removal.plan(entries, {}, [], [], hostnames)
+    nodes = anchor_control_plane().get_fact(ClusterNodes, kubeconfig=ADMIN)
+    _, members = membership_reader()
+    return removal.plan(entries, nodes, members, kept_member_addresses(), hostnames)
+
+
+def kept_member_addresses():
+    """The addresses of the etcd members the cluster file keeps: the etcd hosts, or the control
+    planes with stacked etcd."""
+    kept = cluster().etcd_hosts if cluster().etcd.topology == "external" else cluster().control_planes
+    return [h.address for h in kept]
+
+
+def removal_plan():
+    """The removal of this run, read once while the run is planned. Raises PyinfraError naming
+    every reason it must not go on: then no host is touched."""
+    with _plan_lock:
+        if not _plan:
+            found = _read_plan()
+            _plan.append(found)
+            for entry in found.removals:
+                logger.info(f"--> Removing {entry}")
+                if not entry.reachable and (entry.node or entry.member):
+                    logger.warning(f"    {entry.name} cannot be reached: it is taken out of the cluster, its machine "
+                                   "is not cleaned (skipped); reset it before using it again")
+            for note in found.notes:
+                logger.warning(f"    {note}")
+    found = _plan[0]
+    if found.refusals:
+        raise PyinfraError("the removal is refused, nothing was changed:\n  - " + "\n  - ".join(found.refusals))
+    return found
+
+
+# ---- the operations -----------------------------------------------------------------------------
+
+def _nodes_or_fail(what):
+    nodes = host.get_fact(ClusterNodes, kubeconfig=ADMIN)
+    if nodes is None:
+        return None, fail(f"the API does not answer from {node().name}: cannot {what}")
+    return nodes, None
+
+
+@operation()
+def drain(entries):
+    """Drain each entry's node, from the anchor control plane. A node whose machine cannot be
+    reached is not drained (its kubelet would never confirm an eviction): its pods are deleted
+    with the node."""
+    if not has_role("control_plane") or host != anchor_control_plane():
+        host.noop("nodes are drained from the anchor control plane")
+        return
+    nodes, failing = _nodes_or_fail("drain the nodes being removed")
+    if failing:
+        yield from failing
+        return
+    found = [entry for entry in entries if removal.matching_node(nodes, entry)]
+    for entry in found:
+        if reachable(entry.name) is None:
+            logger.warning(f"{host.print_prefix}{entry.name} cannot be reached: not drained, its pods go with its node")
+    drained = [entry for entry in found if reachable(entry.name)]
+    if not drained:
+        host.noop("no node of remove: is left to drain")
+        return
+    # all announced first: pyinfra plans an operation only up to its first command
+    for entry in drained:
+        logger.info(f"{host.print_prefix}drain {entry.name}")
+    for entry in drained:
+        yield drain_command(entry.name)
+
+
+@operation()
+def hand_over_vip(act):
+    """On a control plane being removed under kube-vip (`act`): its kube-vip goes first, and the
+    removal waits until the VIP has left this machine, so another control plane holds it before
+    this one's apiserver stops."""
+    if not act:
+        host.noop("no kube-vip of a removed control plane here")
+        return
+    vip = cluster().api.vip
+    if not host.get_fact(File, path=KUBE_VIP_MANIFEST) and not host.get_fact(VipHolder, vip=vip):
+        host.noop("kube-vip does not run here")
+        return
+    logger.info(f"{host.print_prefix}stop kube-vip and wait until {vip} is held elsewhere")
+    yield f"rm -f {KUBE_VIP_MANIFEST}"
+    yield etcd_ops._retry(f"! ip -o addr show to {vip} | grep -q .", f"{vip} is still held by {node().name}",
+                          attempts=VIP_WAIT_SECONDS, delay=1)
+
+
+@operation()
+def remove_etcd_members(entries):
+    """Remove the entries' etcd members, from the host membership_reader() names: only while the
+    members left keep a healthy majority (cluster/removal.py), the dead ones first. etcd may refuse
+    a change right after another one ("unhealthy cluster"): it is retried, and counts as done
+    once the membership no longer lists the member."""
+    external = cluster().etcd.topology == "external"
+    if not has_role("etcd" if external else "control_plane"):
+        host.noop("etcd's membership is changed from an etcd member")
+        return
+    reader, members = membership_reader()
+    if host != reader:
+        host.noop("etcd's membership is changed from one host" + (f" ({reader.data.node_name})" if reader else ""))
+        return
+    if members is None:
+        yield from fail("no etcd member answers with a quorum: the members of remove: are not removed")
+        return
+    targets = [(e, m) for e, m in ((e, removal.matching_member(members, e)) for e in entries) if m]
+    if not targets:
+        host.noop("none of the nodes of remove: is an etcd member")
+        return
+    voting = [m for m in members if not m["is_learner"]]
+    # the run's new members have joined by now; a --dry counts them as the run will
+    problems = removal.quorum_problems(voting, [m["id"] for _, m in targets],
+                                       removal.joining(members, kept_member_addresses()))
+    if problems:
+        yield from fail(problems[0])
+        return
+    targets.sort(key=lambda target: target[1]["healthy"])  # the dead ones first
+    for entry, member in targets:
+        logger.info(f"{host.print_prefix}remove etcd member {entry.name} ({member['id']})")
+    for entry, member in targets:
+        if not external:
+            etcdctl = lambda args: stacked_etcdctl(node().name, args)  # noqa: E731
+        else:
+            etcd = _member_etcd(host)
+            others = [url for m in members if m is not member and m["healthy"] for url in m["client_urls"]]
+            etcdctl = lambda args: etcd.etcdctl(others, args)  # noqa: E731
+        remove = etcdctl(f"member remove {member['id']}")
+        listed = f"{etcdctl('member list')} | grep -q -F '{member['id']}, '"
+        yield etcd_ops._retry(f"{{ {remove} || ! {listed}; }}", f"could not remove etcd member {member['id']}",
+                              attempts=etcd_ops.CHANGE_ATTEMPTS)
+
+
+@operation()
+def delete_nodes(entries):
+    """Delete each entry's node, from the anchor control plane; after the machine's reset, so no
+    kubelet registers it again."""
+    if not has_role("control_plane") or host != anchor_control_plane():
+        host.noop("nodes are deleted from the anchor control plane")
+        return
+    nodes, failing = _nodes_or_fail("delete the nodes being removed")
+    if failing:
+        yield from failing
+        return
+    found = [entry for entry in entries if removal.matching_node(nodes, entry)]
+    if not found:
+        host.noop("no node of remove: is left")
+        return
+    for entry in found:
+        logger.info(f"{host.print_prefix}delete node {entry.name}")
+    for entry in found:
+        yield f"{KUBECTL} delete node {entry.name}"
