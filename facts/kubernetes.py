@@ -299,8 +299,8 @@ class CertificateExpiry(FactBase[dict]):
     """
     When each certificate expires (``openssl x509 -enddate``), as ``{path: "...Z"}``.
 
-    + paths: files or shell globs; default every ``*.crt`` in /etc/kubernetes/pki and
-      /etc/kubernetes/pki/etcd. Files that are missing or not certificates are left out;
+    + paths: files or shell globs; default (None) every ``*.crt`` in /etc/kubernetes/pki and
+      /etc/kubernetes/pki/etcd, ``[]`` none. Files that are missing or not certificates are left out;
       ``{}`` when none is found. Only certificates are read, never keys (a PEM file holding
       both, like the kubelet's client certificate, is read by ``openssl x509``, which prints only
       the date asked for).
@@ -326,19 +326,22 @@ class CertificateExpiry(FactBase[dict]):
     def command(self, paths: list[str] | None = None, kubeconfigs: list[str] = ()) -> str:
         if isinstance(paths, str):
             paths = [paths]
-        command = (
-            f'for f in {_shell_words(paths or self.DEFAULT_PATHS)}; do if [ -f "$f" ]; then'
-            ' printf "%s " "$f"; openssl x509 -enddate -noout -in "$f" 2>/dev/null || echo;'
-            " fi; done"
-        )
+        files = self.DEFAULT_PATHS if paths is None else paths
+        commands = []
+        if files:
+            commands.append(
+                f'for f in {_shell_words(list(files))}; do if [ -f "$f" ]; then'
+                ' printf "%s " "$f"; openssl x509 -enddate -noout -in "$f" 2>/dev/null || echo;'
+                " fi; done"
+            )
         if kubeconfigs:
-            command += (
-                f'; for f in {_shell_words(list(kubeconfigs))}; do if [ -f "$f" ]; then printf "%s " "$f";'
+            commands.append(
+                f'for f in {_shell_words(list(kubeconfigs))}; do if [ -f "$f" ]; then printf "%s " "$f";'
                 " sed -n 's/^[[:space:]]*client-certificate-data:[[:space:]]*//p' \"$f\" | head -n 1"
                 " | openssl enc -d -a -A 2>/dev/null | openssl x509 -enddate -noout 2>/dev/null || echo;"
                 " fi; done"
             )
-        return command
+        return "; ".join(commands) or "true"
 
     @override
     def process(self, output: list[str]) -> dict:
@@ -535,3 +538,52 @@ class ApiserverEtcdServers(FactBase[list | None]):
             if found and urls:
                 return [url for url in urls.split(",") if url]
         return None
+
+
+class StaticPodStarts(FactBase[dict]):
+    """
+    When the control plane's static pods started and when the files they read last changed:
+    ``started`` has, for each running container of kube-system, by its name, its creation time
+    (``crictl ps``), ``modified`` the change time of each of ``paths`` that exists (``stat``),
+    both in seconds since the epoch. A container not running is left out.
+
+    .. code:: python
+
+        {"started": {"kube-apiserver": 1763900000.12},
+         "modified": {"/etc/kubernetes/pki/apiserver.crt": 1763800000}}
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"started": {}, "modified": {}}
+
+    @override
+    def requires_command(self, paths: list[str]) -> str:
+        return "crictl"
+
+    @override
+    def command(self, paths: list[str]) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        return (
+            f"echo '{MARKER}containers'; crictl ps --state running --label io.kubernetes.pod.namespace=kube-system"
+            f" -o json 2>/dev/null || true; echo '{MARKER}modified'; stat -c '%Y %n' {quoted} 2>/dev/null || true"
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        parts = sections(output)
+        found = self.default()
+        containers = dig(load_json(parts.get("containers", ("", []))[1]), "containers", default=[]) or []
+        for container in containers if isinstance(containers, list) else []:
+            name, created = dig(container, "metadata", "name"), dig(container, "createdAt")
+            try:
+                started = int(created) / 1e9  # nanoseconds, as a string
+            except (TypeError, ValueError):
+                continue
+            if isinstance(name, str):
+                found["started"][name] = max(started, found["started"].get(name, 0))
+        for line in parts.get("modified", ("", []))[1]:
+            when, _, path = line.strip().partition(" ")
+            if when.isdigit() and path:
+                found["modified"][path] = int(when)
+        return found

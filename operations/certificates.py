@@ -1,0 +1,81 @@
+"""Renewing kubeadm's certificates on a control plane, and restarting the static pods that read
+them (tasks/certificates.py). What is due is decided by cluster/certificates.py from what the host
+holds when the operation runs; external etcd's certificates are re-issued by the local CA
+(cluster/secrets.py) and restarted by the etcd stage, the kubectl user's by operations/users.py.
+"""
+
+import shlex
+
+from pyinfra import host, logger, state
+from pyinfra.api import operation
+from pyinfra.facts.files import Sha256File
+
+from cluster import certificates
+from cluster.context import cluster, node
+from facts.kubernetes import CertificateExpiry, StaticPodStarts
+
+# where each static pod answers once it serves again (kubeadm binds the controller-manager's
+# and the scheduler's to 127.0.0.1 and lets anyone read their health; etcd's metrics listener
+# is plain HTTP on 127.0.0.1)
+HEALTH = {
+    "etcd": "http://127.0.0.1:2381/health",
+    "kube-apiserver": "https://127.0.0.1:6443/readyz",
+    "kube-controller-manager": "https://127.0.0.1:10257/healthz",
+    "kube-scheduler": "https://127.0.0.1:10259/healthz",
+}
+STOP_SECONDS = 30  # a component's graceful stop (etcd hands its leadership over)
+WAIT_ATTEMPTS = 90  # x 2 s for the component to serve again
+
+
+def restart(component):
+    """Stop the component's container; the kubelet starts a new one, with the current files. The
+    command waits until a new container runs and answers its health check."""
+    select = f"crictl ps -q --state running --label io.kubernetes.pod.namespace=kube-system --name '^{component}$'"
+    return (f"old=$({select}); if [ -n \"$old\" ]; then crictl stop --timeout {STOP_SECONDS} $old >/dev/null; fi; "
+            f"n=0; until new=$({select}) && [ -n \"$new\" ] && [ \"$new\" != \"$old\" ] && "
+            f"curl -skf --max-time 3 {HEALTH[component]} >/dev/null; do n=$((n+1)); if [ $n -ge {WAIT_ATTEMPTS} ]; "
+            f"then echo {shlex.quote(f'kubeha: {component} on {node().name} did not serve again')} >&2; exit 1; fi; "
+            "sleep 2; done")
+
+
+@operation()
+def renew_and_restart(renew_before_days, config_path, issued):
+    """On a control plane (run with _serial=True, so one control plane at a time):
+    - when one of the certificates `kubeadm certs renew all` renews expires within
+      `renew_before_days`: renew them all (the lifetime from `config_path`, the cluster file's
+      ClusterConfiguration), then restart every static pod that reads them, each serving again
+      before the next;
+    - else restart the static pods running since before one of their files changed: a renewal
+      interrupted before its restarts, or a file kubeha issues (`issued`: {path: sha256 of what
+      this run writes}, the apiserver's external etcd client certificate), which a --dry counts as
+      changed when the host's differs.
+    """
+    files, kubeconfigs = certificates.renewed_by_kubeadm(cluster())
+    expiry = host.get_fact(CertificateExpiry, paths=files, kubeconfigs=kubeconfigs)
+    if not expiry:
+        host.noop("no certificate of kubeadm's here yet: kubeadm init or join makes them")
+        return
+    components = certificates.read_by_component(cluster())
+    due = certificates.due(expiry, files + kubeconfigs, renew_before_days)
+    if due:
+        first = min(due.items(), key=lambda item: item[1])
+        logger.info(f"{host.print_prefix}renew kubeadm's certificates: {len(due)} expire within {renew_before_days} "
+                    f"days, {first[0]} first, {certificates.describe(first)}")
+        stale = list(components)
+    else:
+        starts = host.get_fact(StaticPodStarts, paths=sorted({p for paths in components.values() for p in paths}))
+        modified = dict(starts["modified"])
+        if not state.is_executing:  # a --dry: the files this run issues are not on the host yet
+            for path, sha256 in issued.items():
+                if host.get_fact(Sha256File, path=path) != sha256:
+                    modified[path] = float("inf")
+        stale = certificates.stale_components(starts["started"], modified, components)
+        if not stale:
+            host.noop(f"kubeadm's certificates are valid until {certificates.describe(certificates.earliest(expiry))}, "
+                      "and every component runs with its current files")
+            return
+    logger.info(f"{host.print_prefix}restart {', '.join(stale)} for their new certificates")
+    if due:
+        yield f"kubeadm certs renew all --config {shlex.quote(config_path)} >/dev/null"
+    for component in stale:
+        yield restart(component)
