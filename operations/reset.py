@@ -29,14 +29,18 @@ lists them per host), and does nothing on a host that holds nothing of it: a sec
 changes nothing.
 """
 
+import datetime
+import os
 import shlex
+import shutil
 
-from pyinfra import host, logger
-from pyinfra.api import operation
+from pyinfra import host, logger, state
+from pyinfra.api import FunctionCommand, operation
 from pyinfra.operations import files
 
 from cluster.certificates import user_kubeconfig
 from facts.host import KubehaFootprint
+from operations.failure import fail
 
 STAMP = "$(date -u +%Y%m%dT%H%M%SZ)"
 DATA_DIRS = ("/var/lib/kubelet", "/var/lib/etcd", "/var/lib/kubeha-etcd")
@@ -227,3 +231,38 @@ def reset_host(cluster, act=True):
                   act=act)
     kubeha_files(name="Reset: remove the files kubeha wrote", footprint=footprint, act=act)
     hosts_block(name="Reset: remove the cluster's hosts from /etc/hosts", footprint=footprint, act=act)
+
+
+@operation()
+def confirmed(cluster_name, given):
+    """Stop here, on every host, unless `given` is the cluster's name: a reset deletes a cluster."""
+    if given == cluster_name:
+        host.noop(f"the reset of {cluster_name} is confirmed")
+        return
+    if not state.is_executing:
+        logger.warning(f"{host.print_prefix}not confirmed: a run (not --dry) stops here, before anything is reset")
+    yield from fail(f"resetting {cluster_name} deletes the cluster on every host: confirm with "
+                    f"--data reset_confirm={cluster_name} or KUBEHA_RESET_CONFIRM={cluster_name}")
+
+
+def _move_aside(path, aside):
+    shutil.move(path, aside)
+    return True
+
+
+@operation()
+def local_state(state_dir, move):
+    """The local state directory kept (the next deploy reuses its CAs and secrets), or, when
+    `move`, moved aside beside it (never deleted)."""
+    if not move:
+        host.noop(f"the local state {state_dir} is kept: a deploy reuses its CAs and secrets")
+        return
+    if not os.path.isdir(state_dir):
+        host.noop(f"no local state at {state_dir}")
+        return
+    aside = f"{state_dir}.reset-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}"
+    logger.info(f"{host.print_prefix}reset: move the local state {state_dir} aside to {aside}")
+    if state.is_executing:
+        yield FunctionCommand(_move_aside, (state_dir, aside), {})
+    else:
+        yield "true"  # what the run will do is said above; the plan shows the change
