@@ -109,3 +109,12 @@ def describe(expiry_entry, at=None):
     days = (when - (at or now())).total_seconds() / 86400
     left = f"in {days:.0f} days" if days >= 1 else ("EXPIRED" if days < 0 else f"in {days * 24:.1f} hours")
     return f"{when:%Y-%m-%d %H:%M} UTC ({left})"
+
+
+def report(node_name, expiry, at=None):
+    """`cp1: 2027-11-22 03:31 UTC (in 364 days), apiserver.crt`: the end-of-run report's line
+    for the certificate of a host that expires first; None when it holds none."""
+    first = earliest(expiry)
+    if first is None:
+        return None
+    return f"{node_name}: {describe(first, at)}, {first[0].rsplit('/', 1)[-1]}"

@@ -6,10 +6,11 @@ import gevent
 from pyinfra import host, logger, state
 from pyinfra.api import operation
 
-from cluster.context import anchor_control_plane, pyinfra_host
+from cluster import certificates
+from cluster.context import anchor_control_plane, pyinfra_host, reachable
 from facts.api import ApiHealthz
 from facts.etcd import EtcdHealth
-from facts.kubernetes import ClusterNodes
+from facts.kubernetes import CertificateExpiry, ClusterNodes
 from operations.failure import fail
 
 ADMIN = "/etc/kubernetes/admin.conf"
@@ -26,9 +27,11 @@ def _wait_for(read, is_good, timeout, interval=5):
 
 
 @operation()
-def cluster_health(expected_nodes, etcd_endpoints, api_url, timeout=300):
+def cluster_health(expected_nodes, etcd_endpoints, api_url, certificate_holders, timeout=300):
     """Every reachable expected node Ready, a healthy majority of external etcd members, the API
-    answering on its endpoint; waits up to `timeout` seconds for them, then prints a summary."""
+    answering on its endpoint; waits up to `timeout` seconds for them, then prints a summary, with
+    the certificate each reachable host of `certificate_holders` ({node: (files, kubeconfigs)},
+    cluster.certificates.held_by) sees expire first."""
     if host != anchor_control_plane():
         host.noop("checked from the anchor control plane")
         return
@@ -61,6 +64,12 @@ def cluster_health(expected_nodes, etcd_endpoints, api_url, timeout=300):
     if etcd_endpoints:
         logger.info(f"    etcd members healthy: {sum(bool(health.get(e)) for e in etcd_endpoints)}/{len(etcd_endpoints)}")
     logger.info(f"    API on {api_url}: {'ok' if api_ok else 'NOT answering'}")
+    expiring = [certificates.report(name, holder.get_fact(CertificateExpiry, paths=files, kubeconfigs=kubeconfigs))
+                for name, (files, kubeconfigs) in certificate_holders.items()
+                if (files or kubeconfigs) and (holder := reachable(name))]
+    logger.info("    certificates, the first to expire on each host:")
+    for line in filter(None, expiring):
+        logger.info(f"        {line}")
     if problems:
         yield from fail("; ".join(problems))
         return

@@ -1,9 +1,11 @@
 """Verify: nodes Ready, external etcd healthy, the API answering on its endpoint; a summary
-at the end. Changes nothing; fails the run when the cluster is not well.
+at the end, with the certificate each host sees expire first. Changes nothing; fails the run
+when the cluster is not well.
 
 Runs on the anchor control plane. Alone: `pyinfra inventory.py tasks/verify.py`.
 """
 
+from cluster.certificates import held_by
 from cluster.context import cluster, has_role
 from operations.verify import cluster_health
 from operations import stage
@@ -17,4 +19,5 @@ if has_role("control_plane"):
         expected_nodes=[n.name for n in cluster().hosts if {"control_plane", "worker"} & set(n.roles)],
         etcd_endpoints=[f"https://{m.address}:2379" for m in members],
         api_url=f"https://{cluster().api_address}:{cluster().api.port}",
+        certificate_holders={n.name: held_by(cluster(), n) for n in cluster().hosts},
     )

@@ -47,6 +47,11 @@ def test_earliest_and_how_it_is_told():
     assert certificates.earliest({"x": "not a date"}) is None
 
 
+def test_the_report_names_the_first_to_expire():
+    assert certificates.report("cp1", EXPIRY, at=NOW) == "cp1: 2026-11-20 00:00 UTC (EXPIRED), admin.conf"
+    assert certificates.report("lb1", {}, at=NOW) is None
+
+
 def test_what_each_host_holds(tmp_path):
     ha = cluster_of("lab-ha", tmp_path)
     files, kubeconfigs = certificates.held_by(ha, ha.host("cp1"))
