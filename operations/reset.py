@@ -2,7 +2,8 @@
 only that. Used by the removal of a node (tasks/remove_nodes.py) and by the reset of a whole
 cluster (tasks/reset.py).
 
-- the kubelet stopped and its pods removed, its mounts unmounted;
+- the kubelet stopped, then every pod but the control plane's (their networks are torn down
+  through the API), then the control plane's, and the kubelet's mounts unmounted;
 - data moved aside, never deleted: /var/lib/kubelet, stacked etcd's /var/lib/etcd and external
   etcd's /var/lib/kubeha-etcd become <dir>.kubeha-reset-<UTC time>;
 - `kubeadm reset -f`, without its etcd phase (the membership is the removal's business, and that
@@ -74,13 +75,39 @@ def footprint_args(cluster):
 
 # What each step does, as (what is removed, command) pairs, from a footprint.
 
-def stop_pods(found):
+# the static pods of a control plane: their containers share the host's network
+STATIC_PODS = "etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kube-vip"
+
+
+def stop_workloads(found):
+    """The kubelet, then every container and pod but the control plane's: removing a pod tears
+    its network down through Calico, which needs the API, so the apiservers stay until every host
+    has done this (a failure is reported, not fatal: kubeadm reset tries again)."""
     steps = []
     if found["units"].get("kubelet", {}).get("active"):
         steps.append(("stop the kubelet", "systemctl stop kubelet"))
     if found["pods"]:
-        steps.append((f"remove the {found['pods']} pods", "crictl rmp --all --force >/dev/null"))
-    for mount in sorted(found["mounts"], reverse=True):  # the deepest first
+        # the IDs crictl prints one a line, made " id1 id2 " to find one in
+        steps.append(("stop every container but the control plane's",
+                      f"static=\" $(crictl ps -q --name '^({STATIC_PODS})$' | tr '\\n' ' ') \"; "
+                      'for id in $(crictl ps -q); do case "$static" in *" $id "*) ;; '
+                      '*) crictl stop --timeout 10 "$id" >/dev/null || true;; esac; done'))
+        steps.append(("remove every pod but the control plane's",
+                      f"static=\" $(crictl pods -q --namespace kube-system --name '^({STATIC_PODS})-' | tr '\\n' ' ') \"; "
+                      'for id in $(crictl pods -q); do case "$static" in *" $id "*) ;; *) '
+                      'crictl rmp --force "$id" >/dev/null 2>&1 || echo "kubeha: pod $id was not removed" >&2;; esac; '
+                      "done"))
+    return steps
+
+
+def stop_control_plane(found):
+    """The pods left (the control plane's: host network, no teardown needed), then the kubelet's
+    mounts, the deepest first."""
+    steps = []
+    if found["pods"]:
+        steps.append((f"remove the {found['pods']} pods left", "crictl rmp --all --force >/dev/null 2>&1 || "
+                      "echo 'kubeha: some pods were not removed' >&2"))
+    for mount in sorted(found["mounts"], reverse=True):
         quoted = shlex.quote(mount)
         steps.append((f"unmount {mount}", f"umount {quoted} || umount -l {quoted}"))
     return steps
@@ -174,8 +201,13 @@ def _run(act, plan_steps, footprint, nothing):
 
 
 @operation()
-def stop_kubelet_and_pods(footprint, act=True):
-    yield from _run(act, stop_pods, footprint, "no kubelet or pod runs")
+def kubelet_and_workloads(footprint, act=True):
+    yield from _run(act, stop_workloads, footprint, "no kubelet or pod runs")
+
+
+@operation()
+def control_plane_pods(footprint, act=True):
+    yield from _run(act, stop_control_plane, footprint, "no pod or kubelet volume is left")
 
 
 @operation()
@@ -223,7 +255,9 @@ def reset_host(cluster, act=True):
     planned on every host. Call it once per stage, from one line: the operations then keep their
     own identities."""
     footprint = footprint_args(cluster)
-    stop_kubelet_and_pods(name="Reset: stop the kubelet and remove its pods", footprint=footprint, act=act)
+    kubelet_and_workloads(name="Reset: stop the kubelet and the workloads", footprint=footprint, act=act)
+    control_plane_pods(name="Reset: stop the control plane's pods, unmount the kubelet's volumes", footprint=footprint,
+                       act=act)
     data_aside(name="Reset: move the kubelet's and etcd's data aside", footprint=footprint, act=act)
     reset_kubeadm(name="Reset: kubeadm reset", footprint=footprint, act=act)
     services_off(name="Reset: stop and disable kubeha's services", footprint=footprint, act=act)

@@ -151,7 +151,8 @@ def test_a_worker_is_drained_reset_and_deleted(workdir):
     assert hosts_of(plan, "Delete the nodes removed") == ["cp1"]
     assert hosts_of(plan, "Remove their etcd members") == [], "a worker is no etcd member"
     assert {name for name, hosts in plan if hosts == ["w2"]} == {
-        "Reset: stop the kubelet and remove its pods", "Reset: move the kubelet's and etcd's data aside",
+        "Reset: stop the kubelet and the workloads", "Reset: stop the control plane's pods, unmount the kubelet's volumes",
+        "Reset: move the kubelet's and etcd's data aside",
         "Reset: kubeadm reset", "Reset: stop and disable kubeha's services",
         "Reset: remove kube-proxy's, Calico's and kubeha's network state", "Reset: remove the files kubeha wrote"}
     assert all(hosts in ([], ["cp1"], ["w2"]) for _, hosts in plan), plan
@@ -168,7 +169,8 @@ def test_a_worker_is_drained_reset_and_deleted(workdir):
                                                               "delete node w2"]
     on_w2 = commands["w2"]
     order = [next(i for i, c in enumerate(on_w2) if re.search(p, c))
-             for p in (r"^systemctl stop kubelet", r"crictl rmp", r"mv /var/lib/kubelet ", r"kubeadm reset -f",
+             for p in (r"^systemctl stop kubelet", r"crictl stop", r"crictl rmp --all", r"mv /var/lib/kubelet ",
+                       r"kubeadm reset -f",
                        r"disable --now containerd", r"iptables-nft-restore --noflush", r"rm -rf /etc/kubeha")]
     assert order == sorted(order), on_w2
     assert not [c for c in on_w2 if re.search(r"iptables(-nft|-legacy)? -F|flush ruleset|rm -rf /var/lib/kubelet ", c)]

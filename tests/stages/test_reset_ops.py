@@ -105,9 +105,13 @@ def test_each_step_plans_only_what_the_host_holds():
         mounts=["/var/lib/kubelet/pods/a/volumes/x", "/var/lib/kubelet/pods/a/volumes/x/y"], pods=2,
         marked=["/etc/containerd/certs.d/docker.io/hosts.toml"])
     commands = {name: [c for _, c in getattr(reset, name)(held)]
-                for name in ("stop_pods", "move_data_aside", "kubeadm_reset", "stop_services", "remove_files")}
-    assert commands["stop_pods"][:2] == ["systemctl stop kubelet", "crictl rmp --all --force >/dev/null"]
-    assert commands["stop_pods"][2].startswith("umount /var/lib/kubelet/pods/a/volumes/x/y "), "deepest first"
+                for name in ("stop_workloads", "stop_control_plane", "move_data_aside", "kubeadm_reset",
+                             "stop_services", "remove_files")}
+    assert commands["stop_workloads"][0] == "systemctl stop kubelet"
+    assert "crictl stop" in commands["stop_workloads"][1] and "crictl rmp --force" in commands["stop_workloads"][2]
+    assert commands["stop_control_plane"][0].startswith("crictl rmp --all --force")
+    assert commands["stop_control_plane"][1].startswith("umount /var/lib/kubelet/pods/a/volumes/x/y "), \
+        "deepest first"
     assert commands["move_data_aside"][0].startswith('if [ -n "$(ls -A /var/lib/kubelet)" ]; then mv /var/lib/kubelet ')
     assert commands["move_data_aside"][1] == "systemctl stop etcd", "etcd stops before its data moves"
     assert commands["kubeadm_reset"] == ["/usr/local/bin/kubeadm reset -f --skip-phases=remove-etcd-member"]
@@ -132,3 +136,33 @@ def test_no_step_flushes_a_whole_table_or_touches_sshd():
     source = (reset.__file__ and open(reset.__file__).read())
     for forbidden in ("iptables -F", "iptables -X", "-t nat -F", "flush ruleset", "sshd", "--flush"):
         assert forbidden not in source, forbidden
+
+
+FAKE_CRICTL = r"""#!/bin/sh
+# crictl as a node with two workload pods and a control plane's: ps/pods answer, stop/rmp are logged
+echo "$*" >> "$LOG"
+case "$*" in
+  "ps -q --name ^(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kube-vip)\$") echo c-apiserver; echo c-etcd;;
+  "ps -q") echo c-apiserver; echo c-web; echo c-etcd; echo c-calico;;
+  "pods -q --namespace kube-system --name ^(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kube-vip)-")
+    echo p-apiserver; echo p-etcd;;
+  "pods -q") echo p-apiserver; echo p-web; echo p-etcd; echo p-calico;;
+  "rmp --force p-web") exit 1;;  # its network teardown failed
+esac
+"""
+
+
+def test_the_workloads_go_first_and_the_control_plane_stays_until_the_next_step(tmp_path):
+    crictl = tmp_path / "crictl"
+    crictl.write_text(FAKE_CRICTL)
+    crictl.chmod(0o755)
+    log = tmp_path / "log"
+    steps = reset.stop_workloads(footprint(pods=4))
+    script = "\n".join(command for _, command in steps)
+    result = subprocess.run(["sh", "-ec", script], capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOG": str(log)})
+    assert result.returncode == 0, result.stderr
+    acted = [line for line in log.read_text().splitlines() if line.startswith(("stop", "rmp"))]
+    assert acted == ["stop --timeout 10 c-web", "stop --timeout 10 c-calico", "rmp --force p-web",
+                     "rmp --force p-calico"]
+    assert "kubeha: pod p-web was not removed" in result.stderr, "a failure is reported, not fatal"

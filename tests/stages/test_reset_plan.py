@@ -16,7 +16,9 @@ from support import CLUSTER_FILES, local_copy
 
 PROJECT = Path(__file__).resolve().parents[2]
 NODES = ("k1", "k2", "k3", "k4")
-RESET_STEPS = ("Reset: stop the kubelet and remove its pods", "Reset: move the kubelet's and etcd's data aside",
+RESET_STEPS = ("Reset: stop the kubelet and the workloads",
+               "Reset: stop the control plane's pods, unmount the kubelet's volumes",
+               "Reset: move the kubelet's and etcd's data aside",
                "Reset: kubeadm reset", "Reset: stop and disable kubeha's services",
                "Reset: remove kube-proxy's, Calico's and kubeha's network state", "Reset: remove the files kubeha wrote")
 
@@ -71,7 +73,9 @@ def test_a_dry_run_lists_every_deletion_on_every_host(tmp_path):
     for step in RESET_STEPS:
         assert plan[step] == list(NODES), step
     for name in NODES:
-        for deletion in ("stop the kubelet", "remove the 5 pods", "kubeadm reset (its etcd phase skipped)",
+        for deletion in ("stop the kubelet", "stop every container but the control plane's",
+                         "remove every pod but the control plane's", "remove the 5 pods left",
+                         "kubeadm reset (its etcd phase skipped)",
                          "stop and disable containerd", "stop and disable kubeha-firewall",
                          "iptables-nft filter: the rules of KUBE-FIREWALL cali-INPUT", "ipset cali40all-ipam-pools",
                          "route blackhole 10.244.1.0/26 proto 80", "interface vxlan.calico", "remove /etc/kubeha",
