@@ -13,6 +13,7 @@ from pyinfra.facts.files import Sha256File
 from cluster import certificates
 from cluster.context import cluster, node
 from facts.kubernetes import CertificateExpiry, StaticPodStarts
+from operations.kubectl import wait_for_the_api
 
 # where each static pod answers once it serves again (kubeadm binds the controller-manager's
 # and the scheduler's to 127.0.0.1 and lets anyone read their health; etcd's metrics listener
@@ -44,7 +45,7 @@ def renew_and_restart(renew_before_days, config_path, issued):
     - when one of the certificates `kubeadm certs renew all` renews expires within
       `renew_before_days`: renew them all (the lifetime from `config_path`, the cluster file's
       ClusterConfiguration), then restart every static pod that reads them, each serving again
-      before the next;
+      before the next, and the API answering through its endpoint before the next control plane;
     - else restart the static pods running since before one of their files changed: a renewal
       interrupted before its restarts, or a file kubeha issues (`issued`: {path: sha256 of what
       this run writes}, the apiserver's external etcd client certificate), which a --dry counts as
@@ -79,3 +80,4 @@ def renew_and_restart(renew_before_days, config_path, issued):
         yield f"kubeadm certs renew all --config {shlex.quote(config_path)} >/dev/null"
     for component in stale:
         yield restart(component)
+    yield wait_for_the_api(f"the API does not answer through its endpoint after the restarts on {node().name}")

@@ -19,6 +19,7 @@ from cluster.kubeadm import cluster_config_drift
 from facts.kubernetes import APISERVER_MANIFEST, ApiserverEtcdServers, BootstrapTokenIds, KubeadmClusterConfiguration, \
     KubeNodeState
 from operations.failure import fail
+from operations.kubectl import wait_for_the_api
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 API_WAIT_SECONDS = 120
@@ -125,7 +126,7 @@ def apiserver_etcd_servers(endpoints):
     removed later reaches a running apiserver only here. The flag is replaced in the static pod
     manifest (written beside it and moved in, so the kubelet never reads half a file), the
     kubelet restarts the apiserver, and the next control plane waits until this one answers
-    /readyz with the new flag."""
+    /readyz with the new flag and the API answers through its endpoint again."""
     if not endpoints:
         host.noop("stacked etcd: each apiserver uses its own member")
         return
@@ -146,3 +147,4 @@ def apiserver_etcd_servers(endpoints):
     yield (f"n=0; until {running} && {ready}; do n=$((n+1)); if [ $n -ge {APISERVER_WAIT_ATTEMPTS} ]; then "
            f"echo 'kubeha: the apiserver of {node().name} did not come back with its new etcd servers' >&2; exit 1; "
            "fi; sleep 2; done")
+    yield wait_for_the_api(f"the API does not answer through its endpoint after {node().name}'s apiserver restarted")

@@ -9,6 +9,16 @@ from pyinfra.facts.files import FileContents
 from cluster.context import anchor_control_plane
 
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+API_WAIT_ATTEMPTS = 90  # x 2 s
+
+
+def wait_for_the_api(what):
+    """A command that waits until the API answers /readyz through the cluster's endpoint (the VIP
+    or the proxy admin.conf names), failing with `what` after API_WAIT_ATTEMPTS tries: after an
+    apiserver restarts, the next step may need the API, and kube-vip may be moving the VIP."""
+    ready = f"{KUBECTL} --request-timeout=5s get --raw=/readyz >/dev/null 2>&1"
+    return (f"n=0; until {ready}; do n=$((n+1)); if [ $n -ge {API_WAIT_ATTEMPTS} ]; then "
+            f"echo {shlex.quote(f'kubeha: {what}')} >&2; exit 1; fi; sleep 2; done")
 
 
 @operation()

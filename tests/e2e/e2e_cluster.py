@@ -34,6 +34,7 @@ class DeployedCluster:
     changes: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
     stopped: dict = field(default_factory=dict)  # machine: how it was taken away
+    removed: set = field(default_factory=set)  # nodes taken out of the cluster (remove:), until they come back
 
     @classmethod
     def fresh(cls, cluster_file: Path, state_dir: Path) -> "DeployedCluster":
@@ -84,8 +85,8 @@ class DeployedCluster:
 
     @property
     def running_control_plane(self) -> str:
-        """The first control plane whose machine is not stopped: where kubectl runs."""
-        return next(h for h in self.hosts_with_role("control_plane") if h not in self.stopped)
+        """The first control plane whose machine is not stopped or removed: where kubectl runs."""
+        return next(h for h in self.hosts_with_role("control_plane") if h not in self.stopped and h not in self.removed)
 
     # ---- the machines -----------------------------------------------------------------------
 
