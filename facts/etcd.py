@@ -216,5 +216,6 @@ class StackedEtcdMembers(FactBase[list | None]):
         if members is None:
             return None
         results = load_json(parts.get("health", ("", []))[1])
-        healthy = {dig(r, "endpoint") for r in (results if isinstance(results, list) else []) if dig(r, "health") is True}
+        results = results if isinstance(results, list) else []
+        healthy = {dig(r, "endpoint") for r in results if dig(r, "health") is True}
         return [{**m, "healthy": any(url in healthy for url in m["client_urls"])} for m in members]

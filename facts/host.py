@@ -180,13 +180,16 @@ class KubehaFootprint(FactBase[dict]):
         tables = " ".join(IPTABLES_TABLES)
         nft_names = " || ".join(f'$3 == "{name}"' for name in OWN_NFT_TABLES)
         return (
-            f"echo '{MARKER}paths'; for p in {quoted}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then echo \"$p\"; fi; done; "
+            f"echo '{MARKER}paths'; for p in {quoted}; do "
+            "if [ -e \"$p\" ] || [ -L \"$p\" ]; then echo \"$p\"; fi; done; "
             f"echo '{MARKER}units'; for u in {names}; do printf '%s ' \"$u\"; "
-            "systemctl show -p LoadState -p ActiveState -p UnitFileState \"$u\" 2>/dev/null | tr '\\n' ' '; echo; done; "
+            "systemctl show -p LoadState -p ActiveState -p UnitFileState \"$u\" 2>/dev/null | tr '\\n' ' '; "
+            "echo; done; "
             f"echo '{MARKER}marked'; grep -l -s '^# Managed by kubeha' {globs} 2>/dev/null || true; "
             f"echo '{MARKER}mounts'; awk -v under={shlex.quote(mounts_under.rstrip('/') + '/')} "
             "'index($2, under) == 1 {print $2}' /proc/self/mounts 2>/dev/null || true; "
-            f"echo '{MARKER}chains'; for t in {' '.join(IPTABLES_TOOLS)}; do command -v \"$t-save\" >/dev/null || continue; "
+            f"echo '{MARKER}chains'; for t in {' '.join(IPTABLES_TOOLS)}; do "
+            "command -v \"$t-save\" >/dev/null || continue; "
             f"for table in {tables}; do c=$(\"$t-save\" -t \"$table\" 2>/dev/null | "
             f"sed -n -E 's/^:(({chain_re})[^ ]*) .*/\\1/p' | tr '\\n' ' '); "
             "if [ -n \"$c\" ]; then echo \"$t $table $c\"; fi; done; done; "
@@ -200,7 +203,8 @@ class KubehaFootprint(FactBase[dict]):
             "| sed \"s/ *\\$/ proto $proto/\"; done; "
             f"echo '{MARKER}pods'; if [ -S /run/containerd/containerd.sock ] && command -v crictl >/dev/null; then "
             "crictl pods -q 2>/dev/null | wc -l; fi; "
-            f"echo '{MARKER}hosts_block'; if grep -q -x -F {shlex.quote(hosts_marker)} /etc/hosts 2>/dev/null; then echo yes; fi; "
+            f"echo '{MARKER}hosts_block'; "
+            f"if grep -q -x -F {shlex.quote(hosts_marker)} /etc/hosts 2>/dev/null; then echo yes; fi; "
             "true"
         )
 
@@ -214,8 +218,10 @@ class KubehaFootprint(FactBase[dict]):
             name, *properties = line.split()
             values = dict(p.split("=", 1) for p in properties if "=" in p)
             if values.get("LoadState") == "loaded":
-                footprint["units"][name] = {"active": values.get("ActiveState") in ("active", "activating", "reloading"),
-                                            "enabled": values.get("UnitFileState") in ("enabled", "enabled-runtime")}
+                footprint["units"][name] = {
+                    "active": values.get("ActiveState") in ("active", "activating", "reloading"),
+                    "enabled": values.get("UnitFileState") in ("enabled", "enabled-runtime"),
+                }
         footprint["marked"] = lines.get("marked", [])
         footprint["mounts"] = [_unescape(m) for m in lines.get("mounts", [])]
         for line in lines.get("chains", []):

@@ -93,7 +93,8 @@ def stop_workloads(found):
                       'for id in $(crictl ps -q); do case "$static" in *" $id "*) ;; '
                       '*) crictl stop --timeout 10 "$id" >/dev/null || true;; esac; done'))
         steps.append(("remove every pod but the control plane's",
-                      f"static=\" $(crictl pods -q --namespace kube-system --name '^({STATIC_PODS})-' | tr '\\n' ' ') \"; "
+                      f"static=\" $(crictl pods -q --namespace kube-system --name '^({STATIC_PODS})-' "
+                      "| tr '\\n' ' ') \"; "
                       'for id in $(crictl pods -q); do case "$static" in *" $id "*) ;; *) '
                       'crictl rmp --force "$id" >/dev/null 2>&1 || echo "kubeha: pod $id was not removed" >&2;; esac; '
                       "done"))
@@ -167,7 +168,8 @@ def network(found):
     for link in found["links"]:
         steps.append((f"interface {link}", f"ip link delete {shlex.quote(link)}"))
     if found["tunl0"]:
-        steps.append((f"tunl0's addresses {' '.join(found['tunl0'])}", "ip addr flush dev tunl0 && ip link set tunl0 down"))
+        steps.append((f"tunl0's addresses {' '.join(found['tunl0'])}",
+                      "ip addr flush dev tunl0 && ip link set tunl0 down"))
     return steps
 
 
