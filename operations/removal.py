@@ -75,6 +75,8 @@ def _read_plan():
     entries = cluster().removals
     hostnames = {e.name: (reachable(e.name).get_fact(Hostname) or "").strip() or None
                  for e in entries if reachable(e.name)}
+    if not reachable_hosts_with_role("control_plane"):  # a cluster may run, but nothing can tell
+        return removal.plan(entries, None, None, [], hostnames)
     if not joined_control_planes():  # no cluster runs: only the machines are checked
         return removal.plan(entries, {}, [], [], hostnames)
     nodes = anchor_control_plane().get_fact(ClusterNodes, kubeconfig=ADMIN)
