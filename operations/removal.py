@@ -194,19 +194,23 @@ def remove_etcd_members(entries):
         yield from fail(problems[0])
         return
     targets.sort(key=lambda target: target[1]["healthy"])  # the dead ones first
+    removed_ids = {member["id"] for _, member in targets}
+    staying = [url for m in members if m["healthy"] and m["id"] not in removed_ids for url in m["client_urls"]]
     for entry, member in targets:
         logger.info(f"{host.print_prefix}remove etcd member {entry.name} ({member['id']})")
-    for entry, member in targets:
-        if not external:
-            etcdctl = lambda args: stacked_etcdctl(node().name, args)  # noqa: E731
-        else:
-            etcd = _member_etcd(host)
-            others = [url for m in members if m is not member and m["healthy"] for url in m["client_urls"]]
-            etcdctl = lambda args: etcd.etcdctl(others, args)  # noqa: E731
-        remove = etcdctl(f"member remove {member['id']}")
-        listed = f"{etcdctl('member list')} | grep -q -F '{member['id']}, '"
+    for _, member in targets:
+        remove = _etcdctl(external, staying, f"member remove {member['id']}")
+        listed = f"{_etcdctl(external, staying, 'member list')} | grep -q -F '{member['id']}, '"
         yield etcd_ops._retry(f"{{ {remove} || ! {listed}; }}", f"could not remove etcd member {member['id']}",
                               attempts=etcd_ops.CHANGE_ATTEMPTS)
+
+
+def _etcdctl(external, endpoints, args):
+    """etcdctl ARGS on this host: to the members that stay (external etcd, the admin client), or in
+    this control plane's etcd pod (stacked)."""
+    if external:
+        return _member_etcd(host).etcdctl(endpoints, args)
+    return stacked_etcdctl(node().name, args)
 
 
 @operation()

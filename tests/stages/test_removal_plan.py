@@ -252,3 +252,42 @@ def test_no_member_answering_refuses_the_removal(workdir):
         responses[name]["member list -w json"] = "#kubeha:unreachable"
     plan, output = run(workdir, path, responses, REMOVAL)
     assert plan is None and "no etcd member answers with a quorum" in output, output[-3000:]
+
+
+STACKED = {"k1": "172.16.2.111", "k2": "172.16.2.112", "k3": "172.16.2.113", "k4": "172.16.2.114"}
+
+
+def test_a_stacked_control_plane_hands_the_vip_over_and_leaves_etcd_through_the_anchors_pod(workdir):
+    """Topology A: stacked etcd and kube-vip. k1 goes (its replacement k5 joins in the same run)."""
+    data = yaml.safe_load(local_copy(CLUSTER_FILES["topology-a"], workdir).read_text())
+    data["hosts"] = [h for h in data["hosts"] if h["name"] != "k1"] + [
+        {"name": "k5", "address": "172.16.2.115", "roles": ["control_plane", "etcd"]}]
+    data["remove"] = [{"name": "k1", "address": STACKED["k1"]}]
+    path = workdir / "topology-a-without-k1.yaml"
+    path.write_text(yaml.safe_dump(data))
+    items = [{"metadata": {"name": n, "labels": {"node-role.kubernetes.io/control-plane": ""} if n != "k4" else {}},
+              "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                         "addresses": [{"type": "InternalIP", "address": a}]}} for n, a in STACKED.items()]
+    members = [{"ID": 0xb0 + i, "name": n, "peerURLs": [f"https://{STACKED[n]}:2380"],
+                "clientURLs": [f"https://{STACKED[n]}:2379"]} for i, n in enumerate(("k1", "k2", "k3"))]
+    health = [{"endpoint": f"https://{STACKED[n]}:2379", "health": True} for n in ("k1", "k2", "k3")]
+    control_plane = {"for f in /etc/kubernetes/kubelet.conf": CONTROL_PLANE_FILES,
+                     "get --raw=/api/v1/nodes": json.dumps({"items": items}),
+                     "member list -w json": ["#kubeha:members", json.dumps({"members": members}), "#kubeha:health",
+                                             json.dumps(health)]}
+    responses = {name: {**control_plane, "uname -n": name} for name in ("k1", "k2", "k3")}
+    responses["k1"]["%N' /etc/kubernetes/manifests/kube-vip.yaml "] = (
+        "user=root group=root mode=-rw------- atime=1 mtime=1 ctime=1 size=1 '/etc/kubernetes/manifests/kube-vip.yaml'")
+    responses["k1"]["echo '#kubeha:paths'"] = footprint("cp1")
+    plan, output = run(workdir, path, responses, REMOVAL)
+    assert plan is not None, output
+    assert hosts_of(plan, "Hand the API's VIP over") == ["k1"]
+    assert hosts_of(plan, "Remove their etcd members") == ["k2"], "through the anchor's etcd pod"
+    assert hosts_of(plan, "Reset: kubeadm reset") == ["k1"]
+    commands, _ = run(workdir, path, responses, REMOVAL, execute=True)
+    (remove,) = commands_like(commands, "k2", r"member remove")
+    assert "exec etcd-k2 -- etcdctl --endpoints=https://127.0.0.1:2379" in remove and "member remove b0" in remove
+    assert commands_like(commands, "k1", r"^rm -f /etc/kubernetes/manifests/kube-vip\.yaml$")
+    names = [name for name, _ in plan]
+    assert names.index("Hand the API's VIP over to another control plane") < \
+        names.index("Remove their etcd members, keeping the quorum")
