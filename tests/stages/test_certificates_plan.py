@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cluster import certificates
 from support import CLUSTER_FILES, local_copy
