@@ -20,6 +20,8 @@ local.include("tasks/etcd.py")               # external etcd: PKI, systemd unit,
 local.include("tasks/control_plane.py")      # kubeadm init on the first control plane, then joins one at a time
 local.include("tasks/api_proxy.py")          # the workers' localhost API proxy
 local.include("tasks/workers.py")            # kubeadm join
+local.include("tasks/remove_nodes.py")       # the nodes of remove: drained, out of etcd, reset, deleted
+local.include("tasks/certificates.py")       # kubeadm's certificates renewed when due, one control plane at a time
 local.include("tasks/calico.py")             # the pod network
 local.include("tasks/kubectl_user.py")       # a user with its own certificate, RBAC binding and kubeconfig
 local.include("tasks/finish.py")             # schedulable control planes, node labels

@@ -1,4 +1,5 @@
-"""pyinfra inventory: the groups control_plane, etcd, workers and lb, read from the cluster file.
+"""pyinfra inventory: the groups control_plane, etcd, workers and lb, read from the cluster file, and
+`removing`: the machines its `remove:` list takes out of the cluster.
 
 The file is $KUBEHA_CLUSTER, or the built-in lab's HA layout. It is checked completely here,
 before any host is touched: every problem is printed with the field it concerns and stops the
@@ -27,3 +28,4 @@ control_plane = _groups["control_plane"]
 etcd = _groups["etcd"]
 workers = _groups["workers"]
 lb = _groups["lb"]
+removing = _groups["removing"]

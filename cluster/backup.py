@@ -50,43 +50,6 @@ def member(cluster, name):
     return next(m for m in etcd.members(cluster) if m.name == name)
 
 
-@dataclass(frozen=True)
-class EtcdLayout:
-    """Where a member's etcd keeps its data, which client certificate etcdctl uses on it, and
-    how it runs: the deploy's systemd unit (external) or kubeadm's static pod (stacked)."""
-
-    topology: str
-    data_dir: str
-    cacert: str
-    cert: str
-    key: str
-    owner: str | None  # the user the restored data must belong to (None: root)
-    manifest: str | None  # stacked: kubeadm's etcd.yaml
-
-    @property
-    def tls(self):
-        return {"cacert": self.cacert, "cert": self.cert, "key": self.key}
-
-    def etcdctl(self, endpoints, args):
-        return etcd.etcdctl(endpoints, self.tls, args)
-
-
-def layout(cluster):
-    """The layout of this cluster's members."""
-    if cluster.etcd.topology == "external":
-        pki = paths.ETCD_PKI_DIR
-        return EtcdLayout("external", paths.ETCD_DATA_DIR, f"{pki}/ca.crt", f"{pki}/admin-client.crt",
-                          f"{pki}/admin-client.key", owner="etcd", manifest=None)
-    # kubeadm's own client certificate for its etcd health checks, signed by the cluster's etcd CA
-    pki = paths.KUBEADM_ETCD_PKI_DIR
-    return EtcdLayout("stacked", paths.STACKED_ETCD_DATA_DIR, f"{pki}/ca.crt", f"{pki}/healthcheck-client.crt",
-                      f"{pki}/healthcheck-client.key", owner=None, manifest=static_pod_manifest("etcd"))
-
-
-def static_pod_manifest(pod):
-    return f"{paths.MANIFESTS_DIR}/{pod}.yaml"
-
-
 def aside(manifest):
     """Where a restore keeps a static pod's manifest while the pod must not run: out of the
     kubelet's manifests directory, so the kubelet stops the pod."""

@@ -26,8 +26,15 @@ def cluster():
 
 
 def node(pyinfra_host=None):
-    """The cluster node (cluster.model.Host) of a pyinfra host, by default the current one."""
-    return cluster().host((pyinfra_host or host).data.node_name)
+    """The cluster node (cluster.model.Host) of a pyinfra host, by default the current one; for a
+    machine of `remove:`, its entry (no roles, so no stage but the removal's gives it work)."""
+    name = (pyinfra_host or host).data.node_name
+    return cluster().host(name) or cluster().removal(name)
+
+
+def being_removed(pyinfra_host=None):
+    """Whether this host is a machine of `remove:`."""
+    return cluster().removal((pyinfra_host or host).data.node_name) is not None
 
 
 def pyinfra_host(node_name):
@@ -72,6 +79,12 @@ def os_family(pyinfra_host=None):
 def container(pyinfra_host=None):
     """The container technology the host runs in (systemd-nspawn, lxc, docker...), or None."""
     return (pyinfra_host or host).get_fact(Container)
+
+
+def reachable(node_name):
+    """The pyinfra host of this node if this run is connected to it, else None (a machine that is
+    down, or that pyinfra could not reach, is not among the active hosts)."""
+    return next((h for h in inventory if h.data.get("node_name") == node_name and h in state.active_hosts), None)
 
 
 def reachable_hosts_with_role(role):

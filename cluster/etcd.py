@@ -1,7 +1,10 @@
-"""etcd as the cluster file describes it: which nodes run a member (either topology), and for
-external etcd its members, where a member's files live, its systemd unit and start-up
-environment, its PKI, and the fingerprint a restart is decided on. Nothing here touches a host;
-operations/etcd.py decides the membership."""
+"""etcd as the cluster file describes it: which nodes run a member and how a member is laid out
+(either topology: its data dir, the client certificate etcdctl uses on it, a unit or kubeadm's
+static pod), and for external etcd its members, where a member's files live, its systemd unit and
+start-up environment, its PKI, and the fingerprint a restart is decided on. Nothing here touches
+a host; operations/etcd.py decides the membership."""
+
+from __future__ import annotations
 
 import hashlib
 import shlex
@@ -53,6 +56,43 @@ def etcdctl(endpoints, tls, args):
     return (f"etcdctl --endpoints={shlex.quote(','.join(endpoints))}"
             f" --cacert={shlex.quote(tls['cacert'])} --cert={shlex.quote(tls['cert'])}"
             f" --key={shlex.quote(tls['key'])} --dial-timeout=2s --command-timeout=10s {args}")
+
+
+@dataclass(frozen=True)
+class EtcdLayout:
+    """Where a member's etcd keeps its data, which client certificate etcdctl uses on it, and
+    how it runs: the deploy's systemd unit (external) or kubeadm's static pod (stacked)."""
+
+    topology: str
+    data_dir: str
+    cacert: str
+    cert: str
+    key: str
+    owner: str | None  # the user its data belongs to (None: root)
+    manifest: str | None  # stacked: kubeadm's etcd.yaml
+
+    @property
+    def tls(self):
+        return {"cacert": self.cacert, "cert": self.cert, "key": self.key}
+
+    def etcdctl(self, endpoints, args):
+        return etcdctl(endpoints, self.tls, args)
+
+
+def layout(cluster):
+    """The layout of this cluster's members."""
+    if cluster.etcd.topology == "external":
+        pki = paths.ETCD_PKI_DIR
+        return EtcdLayout("external", paths.ETCD_DATA_DIR, f"{pki}/ca.crt", f"{pki}/admin-client.crt",
+                          f"{pki}/admin-client.key", owner="etcd", manifest=None)
+    # kubeadm's own client certificate for its etcd health checks, signed by the cluster's etcd CA
+    pki = paths.KUBEADM_ETCD_PKI_DIR
+    return EtcdLayout("stacked", paths.STACKED_ETCD_DATA_DIR, f"{pki}/ca.crt", f"{pki}/healthcheck-client.crt",
+                      f"{pki}/healthcheck-client.key", owner=None, manifest=static_pod_manifest("etcd"))
+
+
+def static_pod_manifest(pod):
+    return f"{paths.MANIFESTS_DIR}/{pod}.yaml"
 
 
 @dataclass(frozen=True)

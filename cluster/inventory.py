@@ -13,9 +13,12 @@ def host_data(host):
 
 
 def groups(cluster, name_prefix=""):
-    """{group: [(inventory name, data)]} for the four groups pyinfra sees."""
+    """{group: [(inventory name, data)]} for the groups pyinfra sees: the four roles, and
+    `removing`, the machines of `remove:` (reached for their cleanup; in no role's group)."""
     names = {"control_plane": "control_plane", "etcd": "etcd", "worker": "workers", "lb": "lb"}
-    return {
+    result = {
         group: [(name_prefix + host.name, host_data(host)) for host in cluster.group(role)]
         for role, group in names.items()
     }
+    result["removing"] = [(name_prefix + host.name, host_data(host)) for host in cluster.removals]
+    return result

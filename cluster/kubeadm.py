@@ -1,8 +1,10 @@
 """kubeadm's configuration for each node, rendered from the cluster definition."""
 
+import re
+
 from packaging.version import Version
 
-from cluster import paths
+from cluster import etcd, paths
 from cluster.render import render
 
 
@@ -35,14 +37,60 @@ def _values(cluster, node, secrets, control_plane):
         "bootstrap_token": secrets.bootstrap_token,
         "ca_cert_hash": secrets.ca_cert_hash(),
         "cert_sans": list(dict.fromkeys(sans)),
-        "etcd_members": cluster.etcd_hosts,
+        "etcd_endpoints": etcd_endpoints(cluster),
         "ignore_preflight_errors": _ignored_preflight_errors(cluster),
         "allow_cgroup_v1": cluster.kubernetes.allow_cgroup_v1,
+        "certificate_validity": certificate_validity(cluster),
     }
+
+
+def certificate_validity(cluster):
+    """certificates.validity_hours as kubeadm writes a duration: `8760h0m0s`."""
+    return f"{cluster.certificates.validity_hours}h0m0s"
+
+
+def etcd_endpoints(cluster):
+    """The external etcd members' client URLs, as the apiservers get them; [] with stacked etcd."""
+    if cluster.etcd.topology != "external":
+        return []
+    return [member.client_url for member in etcd.members(cluster)]
 
 
 def init_config(cluster, node, secrets):
     return render("kubeadm-init.yaml.j2", **_values(cluster, node, secrets, control_plane=True))
+
+
+def cluster_config(cluster, secrets):
+    """kubeadm's ClusterConfiguration alone, for every control plane: what `kubeadm init phase
+    upload-config kubeadm` puts into the cluster (later joins read it there) and what `kubeadm
+    certs renew` takes the certificates' lifetime from."""
+    header = ("# Managed by kubeha (tasks/control_plane.py): the cluster's kubeadm ClusterConfiguration, for\n"
+              "# `kubeadm init phase upload-config kubeadm` and `kubeadm certs renew`.\n")
+    first = cluster.first_control_plane
+    return header + render("kubeadm-cluster.yaml.j2", **_values(cluster, first, secrets, control_plane=True))
+
+
+def _hours(duration):
+    """A Go duration as kubeadm stores it (`8760h0m0s`), in hours; None when unreadable."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", str(duration or ""))
+    if not duration or not match:
+        return None
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return hours + minutes / 60 + seconds / 3600
+
+
+def cluster_config_drift(cluster, current):
+    """What the cluster's stored ClusterConfiguration (`current`, as
+    facts.kubernetes.KubeadmClusterConfiguration reads it) says otherwise than the cluster file,
+    among what can change after `kubeadm init`: {field: (stored, wanted)}, {} when in step."""
+    drift = {}
+    stored_endpoints = ((current.get("etcd") or {}).get("external") or {}).get("endpoints") or []
+    if cluster.etcd.topology == "external" and stored_endpoints != etcd_endpoints(cluster):
+        drift["etcd.external.endpoints"] = (stored_endpoints, etcd_endpoints(cluster))
+    stored_validity = current.get("certificateValidityPeriod")
+    if _hours(stored_validity) != cluster.certificates.validity_hours:
+        drift["certificateValidityPeriod"] = (stored_validity, certificate_validity(cluster))
+    return drift
 
 
 def join_config(cluster, node, secrets):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from cluster.schema import HOST_KEYS, HOST_SSH_KEYS, KNOBS, ROLES, sections, yaml_text
+from cluster.schema import HOST_KEYS, HOST_SSH_KEYS, KNOBS, REMOVAL_KEYS, ROLES, sections, yaml_text
 
 VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -46,6 +46,7 @@ class Cluster:
     source: Path
     hosts: list
     settings: dict  # {section: SimpleNamespace} and plain values for top-level knobs
+    removals: list = field(default_factory=list)  # `remove:`: Hosts (no roles) to take out of the cluster
 
     def __getattr__(self, name):
         try:
@@ -76,6 +77,10 @@ class Cluster:
 
     def host(self, name):
         return next((h for h in self.hosts if h.name == name), None)
+
+    def removal(self, name):
+        """The `remove:` entry of this name, or None."""
+        return next((h for h in self.removals if h.name == name), None)
 
     @cached_property
     def api_address(self):
@@ -233,7 +238,7 @@ def _check_kind(kind, value):
 
 def _read_knobs(raw, problems):
     allowed_sections = sections()
-    top_level = {knob.path for knob in KNOBS if "." not in knob.path} | {"hosts"}
+    top_level = {knob.path for knob in KNOBS if "." not in knob.path} | {"hosts", "remove"}
     for key, value in raw.items():
         if key in allowed_sections:
             if _is_empty(value):
@@ -336,6 +341,40 @@ def _read_hosts(raw_hosts, ssh, problems):
     return hosts
 
 
+def _read_removals(raw_removals, ssh, problems):
+    """`remove:`: the nodes to take out of the cluster, each named by its name and its address (a
+    host no longer in `hosts`, so its roles are read from the cluster when the run starts)."""
+    if raw_removals is None:
+        return []
+    if not isinstance(raw_removals, list):
+        problems.append(Problem("remove", "must be a list of {name, address} of the nodes to take out"))
+        return []
+    removals = []
+    for index, entry in enumerate(raw_removals):
+        where = f"remove[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, "must be a mapping with the name and the address of the node"))
+            continue
+        name = entry.get("name")
+        if isinstance(name, str) and name:
+            where = f"remove[{name}]"
+        else:
+            problems.append(Problem(f"{where}.name", "is required: the node's name, as it was in hosts"))
+            name = None
+        for key in entry:
+            if key not in REMOVAL_KEYS:
+                problems.append(Problem(f"{where}.{key}", "unknown key" + _suggest(key, REMOVAL_KEYS)))
+        address, error = _check_kind("ip", entry.get("address"))
+        if error:
+            problems.append(Problem(f"{where}.address", error))
+        elif address is None:
+            problems.append(Problem(f"{where}.address", "is required: the node's address, as it was in hosts"))
+        login = _read_host_login(entry.get("ssh", {}), f"{where}.ssh", problems)
+        removals.append(Host(name=name, address=address, roles=(), ssh_user=login.get("user", ssh.user),
+                             ssh_key=login.get("key", ssh.key), ssh_port=login.get("port", ssh.port)))
+    return removals
+
+
 def _read_host_login(host_ssh, where, problems):
     """A host's own `ssh:` settings, checked like the cluster's: {key: value} of those it gives."""
     if _is_empty(host_ssh):
@@ -379,4 +418,7 @@ def load(path):
         problems.append(Problem(where, f"is given twice {lines}: YAML would keep only the last one; remove the other"))
     settings = _read_knobs(raw, problems)
     hosts = _read_hosts(raw.get("hosts"), settings["ssh"], problems)
-    return Cluster(source=path, hosts=hosts, settings=settings), problems
+    if "remove" in raw and raw["remove"] is None:
+        problems.append(Problem("remove", "is empty: remove the key when no node is to be taken out"))
+    removals = _read_removals(raw.get("remove"), settings["ssh"], problems)
+    return Cluster(source=path, hosts=hosts, settings=settings, removals=removals), problems

@@ -22,7 +22,9 @@ KUBEADM_ETCD_PKI_DIR: Final = f"{PKI_DIR}/etcd"  # the etcd CA; stacked etcd's o
 ADMIN_CONF: Final = f"{KUBERNETES_DIR}/admin.conf"
 SUPER_ADMIN_CONF: Final = f"{KUBERNETES_DIR}/super-admin.conf"
 MANIFESTS_DIR: Final = f"{KUBERNETES_DIR}/manifests"
+APISERVER_MANIFEST: Final = f"{MANIFESTS_DIR}/kube-apiserver.yaml"
 STACKED_ETCD_DATA_DIR: Final = "/var/lib/etcd"  # kubeadm's etcd static pod
+KUBELET_DIR: Final = "/var/lib/kubelet"  # the kubelet's state: its config, client certificate, pods
 
 # external etcd. Not kubeadm's /var/lib/etcd: `kubeadm reset` on a control plane without an
 # etcd static pod empties STACKED_ETCD_DATA_DIR, which would wipe this

@@ -6,7 +6,7 @@ into lines and problems. A host this run could not reach is named as not checked
 
 from pathlib import Path
 
-from cluster import etcd, paths
+from cluster import certificates, etcd, paths
 from cluster.secrets import ClusterSecrets
 
 
@@ -17,16 +17,6 @@ def etcd_endpoint(node):
 def vip_candidates(cluster):
     """The hosts that may hold the VIP (none without one)."""
     return {"keepalived_haproxy": cluster.lb_hosts, "kube_vip": cluster.control_planes}.get(cluster.api.mode, [])
-
-
-def certificate_paths(node, topology):
-    """The certificates whose expiry the report shows for `node`."""
-    result = []
-    if "control_plane" in node.roles:
-        result += [f"{paths.PKI_DIR}/*.crt", f"{paths.KUBEADM_ETCD_PKI_DIR}/*.crt"]
-    if "etcd" in node.roles and topology == "external":
-        result.append(f"{paths.ETCD_PKI_DIR}/*.crt")
-    return result
 
 
 def user_kubeconfig_command(cluster):
@@ -42,14 +32,15 @@ def _not_checked(names):
     return f" (not reachable, not checked: {', '.join(names)})" if names else ""
 
 
-def summary(cluster, readings):
+def summary(cluster, readings, at=None):
     """(lines, problems): the report, and what in it fails the run.
 
     `readings`: "expected_nodes" and "unreachable" (node names), "nodes" (ClusterNodes),
     "versions" ({node: KubeBinaryVersions}), "etcd" ({member: EtcdMemberStatus of its
     endpoint}), "etcd_installed" ({member: EtcdVersion}, external etcd), "vip" ({host: VipHolder}),
-    "haproxy" ({lb host: HaproxyBackendsUp}), "certificates" ({host: CertificateExpiry}),
-    "api_url" and "api_ok"; a host missing from a per-host reading was not checked.
+    "haproxy" ({lb host: HaproxyBackendsUp}), "certificates" ({host: CertificateExpiry of what it
+    holds, cluster/certificates.py held_by}), "api_url" and "api_ok"; a host missing from a
+    per-host reading was not checked. `at`: the time certificates' expiry is told from (now).
     """
     lines, problems = [], []
     unreachable = readings["unreachable"]
@@ -102,13 +93,10 @@ def summary(cluster, readings):
                 text += f" (installed {installed}: it runs that once restarted)"
             lines.append(text)
 
-    earliest = []
-    for name, expiry in readings["certificates"].items():
-        if expiry:
-            path, when = min(expiry.items(), key=lambda item: item[1])
-            earliest.append(f"{name} {when[:10]} ({path.rsplit('/', 1)[-1]})")
-    if earliest:
-        lines.append(f"certificates expire first: {', '.join(earliest)}")
+    first_to_expire = [certificates.report(name, expiry, at) for name, expiry in readings["certificates"].items()]
+    if any(first_to_expire):
+        lines.append("certificates, the first to expire on each host:")
+        lines += [f"  {line}" for line in first_to_expire if line]
 
     if not readings["api_ok"]:
         problems.append(f"the API does not answer on {readings['api_url']}")

@@ -102,6 +102,13 @@ KNOBS = (
          "Linux user on the control planes with its own client certificate and kubeconfig"),
     Knob("kubectl_user.group", "kubeha:admins", "str", "certificate organisation = RBAC group"),
     Knob("kubectl_user.cluster_role", "cluster-admin", "str", "ClusterRole bound to that group"),
+    # certificates: how long they live, how early the deploy renews them
+    Knob("certificates.renew_before", 30, "int",
+         "days before expiry from which the deploy renews a certificate: kubeadm's on each control "
+         "plane, external etcd's, the kubectl user's (kubelet client certificates renew themselves)"),
+    Knob("certificates.validity_hours", 8760, "int",
+         "lifetime of the certificates the deploy issues or renews (kubeadm's certificateValidityPeriod, "
+         "external etcd's, the kubectl user's); the CAs keep theirs"),
     # host preparation
     Knob("prep.time_sync", "chrony", "str", "time sync service", choices=("chrony", "systemd-timesyncd")),
     Knob("prep.firewall", True, "bool",
@@ -134,6 +141,9 @@ KNOBS = (
 
 HOST_KEYS = {"name", "address", "roles", "ssh", "labels"}
 HOST_SSH_KEYS = {"user", "key", "port"}
+# An entry of `remove:`: a node taken out of the cluster, named by both its name and its address
+# so that a typo matches no node; `ssh:` as for a host, to reach the machine for its cleanup.
+REMOVAL_KEYS = {"name", "address", "ssh"}
 
 
 def sections():

@@ -22,9 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CA_DAYS = 3650
-LEAF_DAYS = 365
-RENEW_BEFORE_DAYS = 90
+CA_DAYS = 3650  # the leaf certificates' lifetime and renewal window are knobs (certificates.*)
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -62,18 +60,18 @@ class KeyPair:
     def exists(self):
         return self.cert.is_file() and self.key.is_file()
 
-    def expires_soon(self):
+    def expires_within(self, days):
         cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
-        return cert.not_valid_after_utc - _now() < datetime.timedelta(days=RENEW_BEFORE_DAYS)
+        return cert.not_valid_after_utc - _now() < datetime.timedelta(days=days)
 
 
-def _certificate(subject, issuer, public_key, signing_key, days, is_ca, extensions=()):
+def _certificate(subject, issuer, public_key, signing_key, lifetime, is_ca, extensions=()):
     """A signed certificate with the key usages of a CA or of a leaf, plus `extensions`."""
     builder = (
         x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now() - datetime.timedelta(minutes=5))
-        .not_valid_after(_now() + datetime.timedelta(days=days))
+        .not_valid_after(_now() + lifetime)
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=is_ca,
                                      content_commitment=False, data_encipherment=False, key_agreement=False,
@@ -89,17 +87,18 @@ def _ensure_ca(pair, common_name):
         return
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = _certificate(name, name, key.public_key(), key, CA_DAYS, is_ca=True,
+    cert = _certificate(name, name, key.public_key(), key, datetime.timedelta(days=CA_DAYS), is_ca=True,
                         extensions=[x509.SubjectKeyIdentifier.from_public_key(key.public_key())])
     _write_private(pair.key, _key_pem(key))
     _write_private(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _ensure_leaf(pair, ca, common_name, usages, names=(), addresses=(), organization=None):
-    """A certificate signed by `ca`; made again when missing, expiring, or its SANs changed."""
+def _ensure_leaf(pair, ca, policy, common_name, usages, names=(), addresses=(), organization=None):
+    """A certificate signed by `ca`; made again when missing, within `policy`'s renewal window, or
+    its SANs changed."""
     wanted_names = sorted(set(names))
     wanted_addresses = sorted(set(addresses))
-    if pair.exists() and not pair.expires_soon():
+    if pair.exists() and not pair.expires_within(policy.renew_before):
         cert, _ = pair.load()
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -120,8 +119,8 @@ def _ensure_leaf(pair, ca, common_name, usages, names=(), addresses=(), organiza
         extensions.append(x509.SubjectAlternativeName(
             [x509.DNSName(n) for n in wanted_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in wanted_addresses]
         ))
-    cert = _certificate(x509.Name(attributes), ca_cert.subject, key.public_key(), ca_key, LEAF_DAYS, is_ca=False,
-                        extensions=extensions)
+    cert = _certificate(x509.Name(attributes), ca_cert.subject, key.public_key(), ca_key,
+                        datetime.timedelta(hours=policy.validity_hours), is_ca=False, extensions=extensions)
     _write_private(pair.key, _key_pem(key))
     _write_private(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
 
@@ -165,12 +164,13 @@ class ClusterSecrets:
             _write_private(self.service_account.cert, key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         if self.cluster.etcd.topology == "external":
-            _ensure_leaf(self.apiserver_etcd_client, self.etcd_ca, "kube-apiserver-etcd-client", CLIENT)
-            _ensure_leaf(self.etcd_admin_client, self.etcd_ca, "kubeha-etcd-admin", CLIENT)
+            policy = self.cluster.certificates
+            _ensure_leaf(self.apiserver_etcd_client, self.etcd_ca, policy, "kube-apiserver-etcd-client", CLIENT)
+            _ensure_leaf(self.etcd_admin_client, self.etcd_ca, policy, "kubeha-etcd-admin", CLIENT)
             for host in self.cluster.etcd_hosts:
                 names, addresses = [host.name, "localhost"], [host.address, "127.0.0.1"]
-                _ensure_leaf(self.etcd_member(host, "server"), self.etcd_ca, host.name, PEER, names, addresses)
-                _ensure_leaf(self.etcd_member(host, "peer"), self.etcd_ca, host.name, PEER, names, addresses)
+                _ensure_leaf(self.etcd_member(host, "server"), self.etcd_ca, policy, host.name, PEER, names, addresses)
+                _ensure_leaf(self.etcd_member(host, "peer"), self.etcd_ca, policy, host.name, PEER, names, addresses)
         self._ensure_values()
         return self
 

@@ -15,6 +15,7 @@ from packaging.version import Version
 from cluster import backup, downloads, paths
 from cluster.model import Problem, load
 from cluster.system import is_ip
+from cluster.secrets import CA_DAYS
 
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 CLUSTER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -140,7 +141,7 @@ def check_groups(cluster):
             problems.append(Problem("hosts", "no host has the etcd role (etcd.topology is external)"))
         elif len(etcd_hosts) % 2 == 0:
             problems.append(Problem("hosts", f"{len(etcd_hosts)} etcd hosts: use an odd number so a "
-                                    "majority survives a failure"))
+                                    "majority survives a failure" + _replacement_hint(cluster)))
     elif cluster.etcd.topology == "stacked":
         planes = {host.name for host in cluster.control_planes}
         if etcd_hosts and {host.name for host in etcd_hosts} != planes:
@@ -148,7 +149,7 @@ def check_groups(cluster):
                                     "plane and nowhere else (or leave etcd roles out)"))
         if planes and len(planes) % 2 == 0:
             problems.append(Problem("hosts", f"{len(planes)} control planes with stacked etcd: use an "
-                                    "odd number"))
+                                    "odd number" + _replacement_hint(cluster)))
     mode = cluster.api.mode
     if mode == "keepalived_haproxy":
         if not cluster.lb_hosts:
@@ -156,6 +157,61 @@ def check_groups(cluster):
     elif cluster.lb_hosts:
         problems.append(Problem("api.mode", f"hosts with the lb role are only used by keepalived_haproxy, "
                                 f"not {mode}"))
+    return problems
+
+
+def _replacement_hint(cluster):
+    """What an even etcd count means when nodes are being removed."""
+    if not cluster.removals:
+        return ""
+    names = ", ".join(h.name for h in cluster.removals)
+    return (f"; if removing {names} takes an etcd member away, add its replacement to hosts in the same "
+            "run (or remove one more)")
+
+
+def check_removals(cluster):
+    """`remove:` names each node by name and address, both of a host that is no longer in `hosts`:
+    a typo then names no node at all, and the run finds nothing to remove (see cluster/removal.py
+    for what is checked against the cluster when the run starts)."""
+    problems = []
+    node_net = _networks(cluster).get("network.node_cidr")
+    kept = {h.address: h.name for h in cluster.hosts}
+    seen_names, seen_addresses = set(), set()
+    for entry in cluster.removals:
+        where = f"remove[{entry.name}]"
+        if entry.name:
+            if not HOSTNAME_RE.match(entry.name):
+                problems.append(Problem(f"{where}.name", "must be a lower-case DNS label (a-z, 0-9, '-')"))
+            if cluster.host(entry.name):
+                problems.append(Problem(f"{where}.name", f"{entry.name} is still in hosts: a node is removed by "
+                                        "taking it out of hosts and naming it here; keep it in one of the two"))
+            if entry.name in seen_names:
+                problems.append(Problem(f"{where}.name", "is listed twice"))
+            seen_names.add(entry.name)
+        if entry.address:
+            if entry.address in kept and kept[entry.address] != entry.name:
+                problems.append(Problem(f"{where}.address", f"{entry.address} is the address of host "
+                                        f"{kept[entry.address]}, which the cluster keeps"))
+            if entry.address == cluster.api.vip:
+                problems.append(Problem(f"{where}.address", f"{entry.address} is the API's VIP, not a node's"))
+            placement = node_net and _placement_problem(entry.address, node_net)
+            if placement:
+                problems.append(Problem(f"{where}.address", placement))
+            if entry.address in seen_addresses:
+                problems.append(Problem(f"{where}.address", f"{entry.address} is listed twice"))
+            seen_addresses.add(entry.address)
+    return problems
+
+
+def check_certificates(cluster):
+    problems = []
+    certificates = cluster.certificates
+    if certificates.renew_before < 1:
+        problems.append(Problem("certificates.renew_before", "must be at least 1 (days before expiry)"))
+    ca_hours = CA_DAYS * 24
+    if not 1 <= certificates.validity_hours <= ca_hours:
+        problems.append(Problem("certificates.validity_hours", f"must be between 1 and {ca_hours} (the CAs' own "
+                                "lifetime: a certificate must not outlive the CA that signs it)"))
     return problems
 
 
@@ -354,8 +410,8 @@ def check_downloads(cluster):
     return problems
 
 
-CHECKS = (check_settings, check_hosts, check_groups, check_api, check_ports, check_networks, check_versions,
-          check_downloads, backup.check_settings)
+CHECKS = (check_settings, check_hosts, check_removals, check_groups, check_api, check_ports, check_networks,
+          check_versions, check_certificates, check_downloads, backup.check_settings)
 
 
 def warnings_for(cluster):
@@ -380,6 +436,11 @@ def warnings_for(cluster):
     if not cluster.group("worker") and not cluster.kubernetes.control_planes_schedulable:
         warnings.append(Problem("hosts", "no worker, and kubernetes.control_planes_schedulable is false: "
                                 "workloads have nowhere to run"))
+    certificates = cluster.certificates
+    if certificates.renew_before * 24 >= certificates.validity_hours:
+        warnings.append(Problem("certificates.renew_before", f"{certificates.renew_before} days is not shorter than "
+                                f"certificates.validity_hours ({certificates.validity_hours} h): every certificate is "
+                                "always within the renewal window, so every run renews every one of them"))
     user = cluster.kubectl_user
     logins = [host.name for host in planes if host.ssh_user == user.name]
     if logins:

@@ -213,3 +213,55 @@ class EtcdLogLost(FactBase[bool]):
     @override
     def process(self, output: list[str]) -> bool:
         return bool(output) and "is out of range" in output[-1]
+
+
+def stacked_etcdctl(node: str, kubeconfig: str, endpoints, cacert: str, cert: str, key: str, args: str) -> str:
+    """etcdctl ARGS inside kubeadm's etcd static pod of `node` (kubectl exec through
+    `kubeconfig`), against `endpoints` with the client certificate files as the pod sees them."""
+    return (
+        f"kubectl --kubeconfig={shlex.quote(kubeconfig)} --request-timeout=20s -n kube-system exec "
+        f"{shlex.quote(f'etcd-{node}')} -- " + _etcdctl(endpoints, cacert, cert, key, args)
+    )
+
+
+class StackedEtcdMembers(FactBase[list | None]):
+    """
+    The members of kubeadm's stacked etcd (``member list -w json``), as EtcdMembers gives them,
+    each with ``healthy``: whether its client URL answers ``endpoint health --cluster``. Read with
+    etcdctl inside the etcd static pod of ``node`` (kubectl exec through ``kubeconfig``), against
+    ``endpoints`` (the pod's own, e.g. https://127.0.0.1:2379) with ``cacert``, ``cert`` and
+    ``key`` as the pod sees them. None when the kubeconfig is missing, or the API or etcd does not
+    answer.
+
+    .. code:: python
+
+        [{"id": "7d8f837c8543d7c4", "name": "k1", "peer_urls": ["https://10.123.0.111:2380"],
+          "client_urls": ["https://10.123.0.111:2379"], "is_learner": False, "healthy": True}]
+    """
+
+    @override
+    def requires_command(self, node: str, kubeconfig: str, endpoints, cacert: str, cert: str, key: str) -> str:
+        return "kubectl"
+
+    @override
+    def command(self, node: str, kubeconfig: str, endpoints, cacert: str, cert: str, key: str) -> str:
+        members = stacked_etcdctl(node, kubeconfig, endpoints, cacert, cert, key, "member list -w json")
+        health = stacked_etcdctl(node, kubeconfig, endpoints, cacert, cert, key, "endpoint health --cluster -w json")
+        return (
+            f"if [ -r {shlex.quote(kubeconfig)} ]; then echo '{MARKER}members'; {members} 2>/dev/null || "
+            f"echo '{UNREACHABLE}'; echo '{MARKER}health'; {health} 2>/dev/null || true; fi"
+        )
+
+    @override
+    def process(self, output: list[str]) -> list | None:
+        parts = sections(output)
+        member_lines = parts.get("members", ("", []))[1]
+        if UNREACHABLE in member_lines:
+            return None
+        members = EtcdMembers().process(member_lines)
+        if members is None:
+            return None
+        results = load_json(parts.get("health", ("", []))[1])
+        results = results if isinstance(results, list) else []
+        healthy = {dig(r, "endpoint") for r in results if dig(r, "health") is True}
+        return [{**m, "healthy": any(url in healthy for url in m["client_urls"])} for m in members]

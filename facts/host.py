@@ -1,5 +1,6 @@
 """Facts about the host itself: its size, whether it is a container, swap, cgroup version, time
-sync, kernel modules, SELinux labels, inotify limits and any other firewall."""
+sync, kernel modules, SELinux labels, inotify limits, any other firewall, and what kubeha and
+the cluster left on it (what a reset removes)."""
 
 from __future__ import annotations
 
@@ -278,3 +279,114 @@ class InotifyUsage(FactBase[dict]):
     def process(self, output: list[str]) -> dict:
         values = _key_values(output)
         return {key: _int(values.get(key)) for key in self.default()}
+
+
+# The network state kube-proxy and Calico leave on a node, by name (KUBE-*, cali-*), and kubeha's
+# own nftables table: what a reset removes, and nothing else.
+OWN_CHAIN_PREFIXES = ("KUBE-", "cali-")
+OWN_NFT_TABLES = ("kubeha", "kube-proxy", "calico")
+OWN_LINKS = r"^(vxlan\.calico|vxlan-v6\.calico|kube-ipvs0|cali[0-9a-f]+)$"
+IPTABLES_TOOLS = ("iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy")
+IPTABLES_TABLES = ("filter", "nat", "mangle", "raw")
+
+
+class KubehaFootprint(FactBase[dict]):
+    """
+    What kubeha, kubeadm, kube-proxy and Calico left on this host, among what a reset removes:
+
+    + paths: which of these files, directories or links exist
+    + units: these systemd units, for those systemd knows: whether active and enabled
+    + marked: which of these files (globs allowed) begin with kubeha's "# Managed by kubeha" line
+      (files at paths their packages own, such as /etc/haproxy/haproxy.cfg)
+    + mounts: anything mounted under ``mounts_under`` (the kubelet's directory)
+    + pods: how many pods crictl lists, when containerd's socket ``containerd_socket`` is there
+    + hosts_block: whether /etc/hosts holds the line ``hosts_marker`` (the cluster's block)
+
+    and, found by name: the KUBE-* and cali-* chains per iptables backend and table, the nftables
+    tables kubeha, kube-proxy and calico, the KUBE-* and cali* ipsets, the Calico and IPVS
+    interfaces, tunl0's addresses (Calico's IP-in-IP; the device itself belongs to the kernel
+    module) and the routes Calico programs (protocols 80 and bird). Only names are printed.
+
+    .. code:: python
+
+        {"paths": ["/etc/kubeha"], "units": {"kubelet": {"active": True, "enabled": True}},
+         "marked": [], "mounts": ["/var/lib/kubelet/pods/1/volumes/x"],
+         "chains": {"iptables-nft": {"filter": ["KUBE-FIREWALL"]}}, "nft_tables": ["inet kubeha"],
+         "ipsets": ["cali40all-ipam-pools"], "links": ["vxlan.calico"], "tunl0": ["10.244.1.0/32"],
+         "routes": ["blackhole 10.244.1.0/26 proto 80"], "pods": 3, "hosts_block": True}
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"paths": [], "units": {}, "marked": [], "mounts": [], "chains": {}, "nft_tables": [], "ipsets": [],
+                "links": [], "tunl0": [], "routes": [], "pods": 0, "hosts_block": False}
+
+    @override
+    def command(self, paths: list[str], units: list[str], marked: list[str], mounts_under: str, hosts_marker: str,
+                containerd_socket: str) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        globs = " ".join(p if re.fullmatch(r"[A-Za-z0-9_./*-]+", p) else shlex.quote(p) for p in marked)
+        names = " ".join(shlex.quote(u) for u in units)
+        chain_re = "|".join(OWN_CHAIN_PREFIXES)
+        tables = " ".join(IPTABLES_TABLES)
+        nft_names = " || ".join(f'$3 == "{name}"' for name in OWN_NFT_TABLES)
+        return (
+            f"echo '{MARKER}paths'; for p in {quoted}; do "
+            "if [ -e \"$p\" ] || [ -L \"$p\" ]; then echo \"$p\"; fi; done; "
+            f"echo '{MARKER}units'; for u in {names}; do printf '%s ' \"$u\"; "
+            "systemctl show -p LoadState -p ActiveState -p UnitFileState \"$u\" 2>/dev/null | tr '\\n' ' '; "
+            "echo; done; "
+            f"echo '{MARKER}marked'; grep -l -s '^# Managed by kubeha' {globs} 2>/dev/null || true; "
+            f"echo '{MARKER}mounts'; awk -v under={shlex.quote(mounts_under.rstrip('/') + '/')} "
+            "'index($2, under) == 1 {print $2}' /proc/self/mounts 2>/dev/null || true; "
+            f"echo '{MARKER}chains'; for t in {' '.join(IPTABLES_TOOLS)}; do "
+            "command -v \"$t-save\" >/dev/null || continue; "
+            f"for table in {tables}; do c=$(\"$t-save\" -t \"$table\" 2>/dev/null | "
+            f"sed -n -E 's/^:(({chain_re})[^ ]*) .*/\\1/p' | tr '\\n' ' '); "
+            "if [ -n \"$c\" ]; then echo \"$t $table $c\"; fi; done; done; "
+            f"echo '{MARKER}nft'; nft list tables 2>/dev/null | awk '{nft_names} {{print $2, $3}}'; "
+            f"echo '{MARKER}ipsets'; ipset list -n 2>/dev/null | grep -E '^(cali|KUBE-)' || true; "
+            f"echo '{MARKER}links'; ip -o link show 2>/dev/null | awk -F': ' '{{print $2}}' | sed 's/@.*//' "
+            f"| grep -E '{OWN_LINKS}' || true; "
+            f"echo '{MARKER}tunl0'; ip -o -4 addr show dev tunl0 2>/dev/null | awk '{{print $4}}'; "
+            # `ip route show proto P` leaves the protocol out of each line: put it back
+            f"echo '{MARKER}routes'; for proto in 80 bird; do ip route show proto $proto 2>/dev/null "
+            "| sed \"s/ *\\$/ proto $proto/\"; done; "
+            f"echo '{MARKER}pods'; if [ -S {shlex.quote(containerd_socket)} ] && command -v crictl >/dev/null; then "
+            "crictl pods -q 2>/dev/null | wc -l; fi; "
+            f"echo '{MARKER}hosts_block'; "
+            f"if grep -q -x -F {shlex.quote(hosts_marker)} /etc/hosts 2>/dev/null; then echo yes; fi; "
+            "true"
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        parts = sections(output)
+        lines = {name: [line.strip() for line in body if line.strip()] for name, (_, body) in parts.items()}
+        footprint = self.default()
+        footprint["paths"] = lines.get("paths", [])
+        for line in lines.get("units", []):
+            name, *properties = line.split()
+            values = dict(p.split("=", 1) for p in properties if "=" in p)
+            if values.get("LoadState") == "loaded":
+                footprint["units"][name] = {
+                    "active": values.get("ActiveState") in ("active", "activating", "reloading"),
+                    "enabled": values.get("UnitFileState") in ("enabled", "enabled-runtime"),
+                }
+        footprint["marked"] = lines.get("marked", [])
+        footprint["mounts"] = [_unescape(m) for m in lines.get("mounts", [])]
+        for line in lines.get("chains", []):
+            fields = line.split()
+            if len(fields) >= 3 and fields[0] in IPTABLES_TOOLS and fields[1] in IPTABLES_TABLES:
+                footprint["chains"].setdefault(fields[0], {})[fields[1]] = [
+                    c for c in fields[2:] if c.startswith(OWN_CHAIN_PREFIXES)]
+        footprint["nft_tables"] = [t for t in lines.get("nft", []) if len(t.split()) == 2
+                                   and t.split()[1] in OWN_NFT_TABLES]
+        footprint["ipsets"] = [s for s in lines.get("ipsets", []) if s.startswith(("cali", "KUBE-"))]
+        footprint["links"] = [link for link in lines.get("links", []) if re.match(OWN_LINKS, link)]
+        footprint["tunl0"] = lines.get("tunl0", [])
+        footprint["routes"] = lines.get("routes", [])
+        pods = lines.get("pods", [])
+        footprint["pods"] = int(pods[0]) if pods and pods[0].isdigit() else 0
+        footprint["hosts_block"] = lines.get("hosts_block", []) == ["yes"]
+        return footprint

@@ -13,6 +13,7 @@ import re
 import shlex
 from datetime import datetime, timezone
 
+import yaml
 from pyinfra.api import FactBase
 from typing_extensions import override
 
@@ -289,39 +290,54 @@ def _openssl_date(value: str) -> str | None:
     return when.replace(tzinfo=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _shell_words(paths: list[str]) -> str:
+    """Paths for a shell ``for`` loop: globs stay unquoted so the shell expands them."""
+    return " ".join(p if re.fullmatch(r"[A-Za-z0-9_./*-]+", p) else shlex.quote(p) for p in paths)
+
+
 class CertificateExpiry(FactBase[dict]):
     """
     When each certificate expires (``openssl x509 -enddate``), as ``{path: "...Z"}``.
 
-    + paths: files or shell globs (e.g. every ``*.crt`` of kubeadm's PKI). Files that are
-      missing or not certificates are left out; ``{}`` when none is found. Only certificates
-      are read, never keys.
+    + paths: files or shell globs (e.g. every ``*.crt`` of kubeadm's PKI), ``[]`` none. Files that
+      are missing or not certificates are left out; ``{}`` when none is found. Only certificates
+      are read, never keys (a PEM file holding both, like the kubelet's client certificate, is
+      read by ``openssl x509``, which prints only the date asked for).
+    + kubeconfigs: kubeconfig files whose embedded client certificate (``client-certificate-data``)
+      is read the same way, keyed by the kubeconfig's path; only that line is read, never
+      ``client-key-data``. A kubeconfig that points at a certificate file is left out.
 
     .. code:: python
 
-        {"/etc/kubernetes/pki/apiserver.crt": "2027-11-22T03:12:00Z"}
+        {"/etc/kubernetes/pki/apiserver.crt": "2027-11-22T03:12:00Z",
+         "/etc/kubernetes/admin.conf": "2027-11-22T03:12:01Z"}
     """
 
     default = dict
 
     @override
-    def requires_command(self, paths: list[str]) -> str:
+    def requires_command(self, paths: list[str], kubeconfigs: list[str] = ()) -> str:
         return "openssl"
 
     @override
-    def command(self, paths: list[str]) -> str:
+    def command(self, paths: list[str], kubeconfigs: list[str] = ()) -> str:
         if isinstance(paths, str):
             paths = [paths]
-        # Globs stay unquoted so the shell expands them; anything else is quoted.
-        words = " ".join(
-            p if re.fullmatch(r"[A-Za-z0-9_./*-]+", p) else shlex.quote(p)
-            for p in paths
-        )
-        return (
-            f'for f in {words}; do if [ -f "$f" ]; then'
-            ' printf "%s " "$f"; openssl x509 -enddate -noout -in "$f" 2>/dev/null || echo;'
-            " fi; done"
-        )
+        commands = []
+        if paths:
+            commands.append(
+                f'for f in {_shell_words(list(paths))}; do if [ -f "$f" ]; then'
+                ' printf "%s " "$f"; openssl x509 -enddate -noout -in "$f" 2>/dev/null || echo;'
+                " fi; done"
+            )
+        if kubeconfigs:
+            commands.append(
+                f'for f in {_shell_words(list(kubeconfigs))}; do if [ -f "$f" ]; then printf "%s " "$f";'
+                " sed -n 's/^[[:space:]]*client-certificate-data:[[:space:]]*//p' \"$f\" | head -n 1"
+                " | openssl enc -d -a -A 2>/dev/null | openssl x509 -enddate -noout 2>/dev/null || echo;"
+                " fi; done"
+            )
+        return "; ".join(commands) or "true"
 
     @override
     def process(self, output: list[str]) -> dict:
@@ -456,3 +472,111 @@ class ClusterRoleBinding(FactBase[dict | None]):
                 if isinstance(s, dict)
             ],
         }
+
+
+class KubeadmClusterConfiguration(FactBase[dict | None]):
+    """
+    The ClusterConfiguration kubeadm stored in the cluster (ConfigMap kube-system/kubeadm-config,
+    key ClusterConfiguration), parsed: what later joins and `kubeadm upgrade` read. None when the
+    kubeconfig is missing, the API cannot be read or the ConfigMap does not exist. It holds no
+    secret.
+
+    .. code:: python
+
+        {"kind": "ClusterConfiguration", "certificateValidityPeriod": "8760h0m0s",
+         "etcd": {"external": {"endpoints": ["https://10.123.0.21:2379"], ...}}, ...}
+    """
+
+    @override
+    def requires_command(self, kubeconfig: str) -> str:
+        return "kubectl"
+
+    @override
+    def command(self, kubeconfig: str) -> str:
+        get = kubectl(kubeconfig, "-n kube-system get configmap kubeadm-config --ignore-not-found"
+                      f" -o {shlex.quote('jsonpath={.data.ClusterConfiguration}')}")
+        return if_api_answers(kubeconfig, f"{get} 2>/dev/null || echo '{UNREACHABLE}'")
+
+    @override
+    def process(self, output: list[str]) -> dict | None:
+        if UNREACHABLE in output:
+            return None
+        try:
+            config = yaml.safe_load("\n".join(output))
+        except yaml.YAMLError:
+            return None
+        return config if isinstance(config, dict) and config.get("kind") == "ClusterConfiguration" else None
+
+
+class ApiserverEtcdServers(FactBase[list | None]):
+    """
+    The etcd client URLs this control plane's apiserver is started with: the ``--etcd-servers``
+    flag of its static pod manifest (``manifest``), as a list. None when there is no manifest
+    (not a control plane yet) or it has no such flag.
+
+    .. code:: python
+
+        ["https://10.123.0.21:2379", "https://10.123.0.22:2379"]
+    """
+
+    @override
+    def command(self, manifest: str) -> str:
+        quoted = shlex.quote(manifest)
+        return if_readable(manifest, f"grep -o -E -- '--etcd-servers=[^\"[:space:]]+' {quoted} || true")
+
+    @override
+    def process(self, output: list[str]) -> list | None:
+        for line in output:
+            _, found, urls = line.strip().partition("--etcd-servers=")
+            if found and urls:
+                return [url for url in urls.split(",") if url]
+        return None
+
+
+class StaticPodStarts(FactBase[dict]):
+    """
+    When the control plane's static pods started and when the files they read last changed:
+    ``started`` has, for each running container of kube-system, by its name, its creation time
+    (``crictl ps``), ``modified`` the change time of each of ``paths`` that exists (``stat``),
+    both in seconds since the epoch. A container not running is left out.
+
+    .. code:: python
+
+        {"started": {"kube-apiserver": 1763900000.12},
+         "modified": {"/etc/kubernetes/pki/apiserver.crt": 1763800000}}
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"started": {}, "modified": {}}
+
+    @override
+    def requires_command(self, paths: list[str]) -> str:
+        return "crictl"
+
+    @override
+    def command(self, paths: list[str]) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        return (
+            f"echo '{MARKER}containers'; crictl ps --state running --label io.kubernetes.pod.namespace=kube-system"
+            f" -o json 2>/dev/null || true; echo '{MARKER}modified'; stat -c '%Y %n' {quoted} 2>/dev/null || true"
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        parts = sections(output)
+        found = self.default()
+        containers = dig(load_json(parts.get("containers", ("", []))[1]), "containers", default=[]) or []
+        for container in containers if isinstance(containers, list) else []:
+            name, created = dig(container, "metadata", "name"), dig(container, "createdAt")
+            try:
+                started = int(created) / 1e9  # nanoseconds, as a string
+            except (TypeError, ValueError):
+                continue
+            if isinstance(name, str):
+                found["started"][name] = max(started, found["started"].get(name, 0))
+        for line in parts.get("modified", ("", []))[1]:
+            when, _, path = line.strip().partition(" ")
+            if when.isdigit() and path:
+                found["modified"][path] = int(when)
+        return found

@@ -22,7 +22,7 @@ from pyinfra.facts.server import Which
 from pyinfra.facts.systemd import SystemdStatus
 
 from cluster import backup, etcd, paths
-from cluster.context import pyinfra_host
+from cluster.context import node as node_of, pyinfra_host
 from facts.api import ApiHealthz
 from facts.backup import SnapshotFile, Snapshots, StaticPod
 from facts.etcd import EtcdHealth
@@ -237,10 +237,10 @@ def _read_restore_plan(this):
                 _refuse(f"{tool} is not installed on {member}: run deploy.py first (its etcd backups stage "
                         "installs it)")
     first = next(iter(hosts.values()))
-    layout = backup.layout(this)
+    layout = etcd.layout(this)
     _check_manifests(this, layout)
     records = {h: backup.parse_record(h.get_fact(FileContents, path=backup.RECORD))
-               for h in state.active_hosts if _involved(this, this.host(h.data.node_name).roles)}
+               for h in state.active_hosts if _involved(this, node_of(h).roles)}
     under_way = {r["token"] for r in records.values() if r.get("snapshot") == name and r.get("token")}
     others = sorted({r["snapshot"] for r in records.values() if r.get("snapshot") not in (None, name)})
     if others and not request.confirmed:
@@ -290,7 +290,7 @@ def _check_manifests(cluster, layout):
     """Every static pod the restore stops and starts again must have its manifest somewhere."""
     for plane in cluster.control_planes:
         h = pyinfra_host(plane.name)
-        pods = [backup.static_pod_manifest(APISERVER)] + ([layout.manifest] if layout.manifest else [])
+        pods = [etcd.static_pod_manifest(APISERVER)] + ([layout.manifest] if layout.manifest else [])
         for manifest in pods:
             found = h.get_fact(StaticPod, manifest=manifest, aside=backup.aside(manifest))
             if not (found["manifest"] or found["aside"]):
@@ -320,9 +320,9 @@ def _pods_to_stop(cluster, node):
     kubeadm's etcd of a stacked member."""
     manifests = []
     if "control_plane" in node.roles:
-        manifests.append(backup.static_pod_manifest(APISERVER))
+        manifests.append(etcd.static_pod_manifest(APISERVER))
     if _is_member(cluster, node) and cluster.etcd.topology == "stacked":
-        manifests.append(backup.static_pod_manifest("etcd"))
+        manifests.append(etcd.static_pod_manifest("etcd"))
     return manifests
 
 
@@ -498,7 +498,7 @@ def start_apiserver(cluster, node, plan):
     if "control_plane" not in node.roles:
         host.noop("not a control plane")
         return
-    manifest = backup.static_pod_manifest(APISERVER)
+    manifest = etcd.static_pod_manifest(APISERVER)
     url = f"https://{node.address}:{paths.APISERVER_PORT}"
     where = host.get_fact(StaticPod, manifest=manifest, aside=backup.aside(manifest))
     if where["manifest"] and host.get_fact(ApiHealthz, url=url):

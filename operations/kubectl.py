@@ -8,8 +8,17 @@ from pyinfra.facts.files import FileContents
 
 from cluster import paths
 from cluster.context import anchor_control_plane
+from operations.failure import retry
 
 KUBECTL = f"kubectl --kubeconfig {paths.ADMIN_CONF}"
+API_WAIT_ATTEMPTS = 90  # x 2 s
+
+
+def wait_for_the_api(what):
+    """A command that waits until the API answers /readyz through the cluster's endpoint (the VIP
+    or the proxy admin.conf names), failing with `what` after API_WAIT_ATTEMPTS tries: after an
+    apiserver restarts, the next step may need the API, and kube-vip may be moving the VIP."""
+    return retry(f"{KUBECTL} --request-timeout=5s get --raw=/readyz >/dev/null 2>&1", what, attempts=API_WAIT_ATTEMPTS)
 
 
 @operation()

@@ -7,7 +7,7 @@ import gevent
 from pyinfra import host, logger, state
 from pyinfra.api import operation
 
-from cluster import etcd, paths, report
+from cluster import certificates, etcd, paths, report
 from cluster.context import anchor_control_plane, pyinfra_host
 from facts.api import ApiHealthz
 from facts.etcd import EtcdMemberStatus, EtcdVersion
@@ -45,6 +45,12 @@ def _on_each(nodes, read):
     return found
 
 
+def _certificate_expiry(cluster, node, pyinfra_host):
+    """When each certificate `node` holds expires (cluster/certificates.py: held_by)."""
+    files, kubeconfigs = certificates.held_by(cluster, node)
+    return pyinfra_host.get_fact(CertificateExpiry, paths=files, kubeconfigs=kubeconfigs)
+
+
 def _readings(cluster, timeout):
     """The facts the report is made of, read now (waiting up to `timeout` s for the nodes)."""
     kubelet_nodes = [n for n in cluster.hosts if {"control_plane", "worker"} & set(n.roles)]
@@ -69,9 +75,8 @@ def _readings(cluster, timeout):
         "vip": _on_each(report.vip_candidates(cluster), lambda _, h: h.get_fact(VipHolder, vip=cluster.api.vip)),
         "haproxy": _on_each(cluster.lb_hosts if cluster.api.mode == "keepalived_haproxy" else [], lambda n, h: h.get_fact(
             HaproxyBackendsUp, url=f"http://{n.address}:{paths.HAPROXY_STATS_PORT}/stats")),
-        "certificates": _on_each(
-            [n for n in cluster.hosts if report.certificate_paths(n, cluster.etcd.topology)],
-            lambda n, h: h.get_fact(CertificateExpiry, paths=report.certificate_paths(n, cluster.etcd.topology))),
+        "certificates": _on_each([n for n in cluster.hosts if any(certificates.held_by(cluster, n))],
+                                 lambda n, h: _certificate_expiry(cluster, n, h)),
         "api_url": api_url,
         "api_ok": _wait_for(lambda: host.get_fact(ApiHealthz, url=api_url), bool, 60),
     }

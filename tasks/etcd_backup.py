@@ -20,7 +20,7 @@ stage.begin(name="Stage: etcd backups", title="etcd backups")
 
 if etcd.runs_member(cluster(), node().roles):
     me = backup.member(cluster(), node().name)
-    layout = backup.layout(cluster())
+    layout = etcd.layout(cluster())
     if layout.topology == "stacked":
         etcd_tools.install(cluster(), ("etcdctl", "etcdutl"))
 

@@ -1,7 +1,8 @@
 """The kubectl user (kubectl_user.name, e.g. citec): a Linux user on every control plane with its
-own client certificate made by kubeadm, a kubeconfig pointing at the API's VIP, and only the
-rights of the ClusterRole bound to its group. A copy of the kubeconfig is kept in the local
-state directory, for kubectl from this machine.
+own client certificate made by kubeadm (again once it expires within certificates.renew_before
+days), a kubeconfig pointing at the API's VIP, and only the rights of the ClusterRole bound to
+its group. A copy of the kubeconfig is kept in the local state directory, for kubectl from this
+machine.
 
 Runs on the control planes. Alone: `pyinfra inventory.py tasks/kubectl_user.py`.
 """
@@ -12,6 +13,7 @@ from pyinfra import host
 from pyinfra.operations import server
 
 from cluster import paths
+from cluster.certificates import user_kubeconfig
 from cluster.context import anchor_control_plane, cluster, has_role, secrets
 from cluster.render import render
 from facts.kubernetes import ClusterRoleBinding
@@ -37,9 +39,11 @@ if has_role("control_plane"):
     config_file(name="Write the kubectl user's kubeadm configuration", path=user_config,
                 content=render("kubeadm-user.yaml.j2", cluster=cluster(),
                                server=f"{cluster().api_address}:{cluster().api.port}"))
-    kubeconfig = f"/home/{user.name}/.kube/config"
-    kubeadm_user_kubeconfig(name="Make the kubectl user's certificate and kubeconfig", user=user.name,
-                            group=user.group, config_path=user_config, kubeconfig=kubeconfig)
+    kubeconfig = user_kubeconfig(cluster())
+    kubeadm_user_kubeconfig(name="Make the kubectl user's certificate and kubeconfig, again when due", user=user.name,
+                            group=user.group, config_path=user_config, kubeconfig=kubeconfig,
+                            renew_before_days=cluster().certificates.renew_before,
+                            validity_hours=cluster().certificates.validity_hours)
 
     rbac = render("kubectl-user-rbac.yaml.j2", user=user, binding=binding)
     rbac_path = f"{paths.KUBEADM_DIR}/kubectl-user-rbac.yaml"

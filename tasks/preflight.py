@@ -24,21 +24,22 @@ dropped by pyinfra and no later stage touches it.
 
 import hashlib
 
-from cluster.context import cluster, node, secrets
+from cluster.context import being_removed, cluster, node, secrets
 from cluster.host_checks import ca_files
 from operations import stage
 from operations.host_checks import check_host
 
 stage.begin(name="Stage: Preflight, the host checks", title="Preflight, the host checks")
 
-me = node()
-local_ca_sha256 = {
-    path: hashlib.sha256(local.read_bytes()).hexdigest()
-    for path, local in ca_files(cluster(), secrets(), me.roles).items()
-}
-check_host(
-    name="Check that the host can run its part of the cluster",
-    cluster=cluster(),
-    node=me,
-    local_ca_sha256=local_ca_sha256,
-)
+if not being_removed():  # a machine of `remove:` has no part left to run
+    me = node()
+    local_ca_sha256 = {
+        path: hashlib.sha256(local.read_bytes()).hexdigest()
+        for path, local in ca_files(cluster(), secrets(), me.roles).items()
+    }
+    check_host(
+        name="Check that the host can run its part of the cluster",
+        cluster=cluster(),
+        node=me,
+        local_ca_sha256=local_ca_sha256,
+    )

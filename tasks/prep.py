@@ -27,7 +27,7 @@ from pyinfra import host
 from pyinfra.operations import apt, dnf, files, server, systemd
 
 from cluster import firewall, paths, system
-from cluster.context import cluster, container, node, os_family
+from cluster.context import being_removed, cluster, container, node, os_family
 from cluster.render import render
 from operations import stage
 from operations.config import config_file
@@ -39,7 +39,8 @@ SYSCTL_FILE = "/etc/sysctl.d/99-kubeha.conf"
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/01kubeha-proxy"
 
 me = node()
-family = os_family()  # None: the host checks have failed this host, nothing is planned
+# None: the host checks have failed this host, or it is a machine of `remove:`: nothing is planned
+family = None if being_removed() else os_family()
 in_container = container()
 prep = cluster().prep
 

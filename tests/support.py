@@ -111,10 +111,16 @@ class FakeRun:
         return {name: set(nodes) for name, nodes in self.plan if nodes}
 
     @property
+    def sequence(self):
+        """A run: [(node, command)] the fake hosts were given, in the order given, fact commands
+        included."""
+        return re.findall(r"^\[@fake/(\S+)\]\s+>>> (.*)$", self.output, re.M)
+
+    @property
     def commands(self):
         """A run: {node: [command, ...]} the fake hosts were given, fact commands included."""
         result = {}
-        for node, command in re.findall(r"^\[@fake/(\S+)\]\s+>>> (.*)$", self.output, re.M):
+        for node, command in self.sequence:
             result.setdefault(node, []).append(command)
         return result
 
@@ -124,14 +130,15 @@ class FakeRun:
 
 
 def fake_pyinfra(cluster_file, state_dir, tasks="deploy.py", responses=None, execute=False, diff=False,
-                 check=True, timeout=300, env=None):
+                 check=True, timeout=300, env=None, data=()):
     """pyinfra on the cluster file's hosts behind the @fake connector (tests/plan/fake_inventory.py):
     `--dry --json -v` (the plan), or with `execute` `-y -vv` (the fake hosts record every command).
 
     `tasks`: deploy.py, an entry point (backup.py, restore.py, reset.py) or stage files,
     space-separated. `responses`: {node or "*": {substring of a fact command: output}}; anything
-    not given answers as a fresh Debian 13 amd64 host. `env`: more environment variables (e.g. a
-    restore's KUBEHA_RESTORE_SNAPSHOT); none of this process's KUBEHA_* variables reaches the run.
+    not given answers as a fresh Debian 13 amd64 host; the nodes listed under "down" are not
+    reached. `env`: more environment variables (e.g. a restore's KUBEHA_RESTORE_SNAPSHOT); none of
+    this process's KUBEHA_* variables reaches the run. `data`: pyinfra's --data KEY=VALUE items.
     With `check`, a run that fails fails the test.
     """
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBEHA_")},
@@ -142,6 +149,8 @@ def fake_pyinfra(cluster_file, state_dir, tasks="deploy.py", responses=None, exe
         fake_state.write_text(json.dumps(responses))
         env["KUBEHA_FAKE_STATE"] = str(fake_state)
     argv = [sys.executable, "-m", "pyinfra", FAKE_INVENTORY, *tasks.split()]
+    for item in data:
+        argv += ["--data", item]
     # a plan's -v prints why each operation has nothing to do (host.noop), refusals included
     argv += ["-y", "-vv"] if execute else ["--dry", "--json", "-v"] + (["--diff"] if diff else [])
     result = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -80,6 +80,15 @@ def api_mode_none(data):
     remove_hosts("lb1", "lb2")(data)
 
 
+def removing(*entries):
+    """`remove:` with these entries; a host named by an entry leaves `hosts`, as when removing it."""
+    def change(data):
+        names = {e.get("name") for e in entries if isinstance(e, dict)}
+        data["hosts"] = [h for h in data["hosts"] if h["name"] not in names]
+        data["remove"] = list(entries)
+    return change
+
+
 def every_role_removed(role):
     def change(data):
         for entry in data["hosts"]:
@@ -209,6 +218,39 @@ CASES = {
     "checksums file absent": (put("offline.checksums_file", "/nonexistent/sums.yaml"), "offline.checksums_file", "does not exist"),
     "bad registry mirrors": (put("containerd.registry_mirrors", {"docker.io": "mirror"}), "containerd.registry_mirrors.docker.io", "http(s) URLs"),
     "bad node label": (put("kubernetes.node_labels", {"bad key!": "x"}), "kubernetes.node_labels.bad key!", "label key"),
+    # removing nodes: each entry names a node by name and address, both of a host no longer in hosts
+    "remove not a list": (put("remove", {"name": "w2"}), "remove", "must be a list"),
+    "empty remove": (put("remove", None), "remove", "is empty"),
+    "remove entry not a mapping": (put("remove", ["w2"]), "remove[0]", "must be a mapping"),
+    "remove entry without a name": (removing({"address": "10.123.0.32"}), "remove[0].name", "is required"),
+    "remove entry without an address": (removing({"name": "w2"}), "remove[w2].address", "is required"),
+    "remove entry with a bad address": (removing({"name": "w2", "address": "10.123.0.320"}), "remove[w2].address",
+                                        "is not an IP address"),
+    "remove entry with an unknown key": (removing({"name": "w2", "address": "10.123.0.32", "roles": ["worker"]}),
+                                         "remove[w2].roles", "unknown key"),
+    "remove entry still in hosts": (put("remove", [{"name": "w2", "address": "10.123.0.32"}]), "remove[w2].name",
+                                    "is still in hosts"),
+    "remove entry with a kept host's address": (removing({"name": "w3", "address": "10.123.0.31"}),
+                                                "remove[w3].address", "address of host w1, which the cluster keeps"),
+    "remove entry with a bad name": (removing({"name": "W_2", "address": "10.123.0.32"}), "remove[W_2].name",
+                                     "DNS label"),
+    "remove entry outside the node network": (removing({"name": "w2", "address": "10.124.0.32"}),
+                                              "remove[w2].address", "outside network.node_cidr"),
+    "remove entry on the vip": (removing({"name": "w2", "address": "10.123.0.10"}), "remove[w2].address",
+                                "the API's VIP"),
+    "remove entry twice": (removing({"name": "w2", "address": "10.123.0.32"}, {"name": "w2", "address": "10.123.0.33"}),
+                           "remove[w2].name", "listed twice"),
+    "two remove entries on one address": (removing({"name": "w2", "address": "10.123.0.32"},
+                                                   {"name": "w3", "address": "10.123.0.32"}),
+                                          "remove[w3].address", "listed twice"),
+    "removing an etcd member leaves an even number": (removing({"name": "cp1", "address": "10.123.0.21"}), "hosts",
+                                                      "add its replacement to hosts in the same run"),
+    # certificates
+    "renewal window of zero days": (put("certificates.renew_before", 0), "certificates.renew_before", "at least 1"),
+    "certificate lifetime of zero": (put("certificates.validity_hours", 0), "certificates.validity_hours",
+                                     "between 1 and 87600"),
+    "certificate outliving its CA": (put("certificates.validity_hours", 100000), "certificates.validity_hours",
+                                     "must not outlive the CA"),
     # a key written without a value (`key:` or `key: ""`) is refused, never quietly the default
     "empty number": (put("api.port", None), "api.port", "is empty: remove the key to use the default 6443"),
     "empty string": (put("kubernetes.image_registry", ""), "kubernetes.image_registry",
@@ -287,7 +329,23 @@ WARNING_CASES = {
                                      "also the SSH login user of cp1, cp2, cp3"),
     "kubectl user is one host's ssh user": (lambda d: (host_ssh("cp2", user="ops")(d), put("kubectl_user.name", "ops")(d)),
                                             "kubectl_user.name", "also the SSH login user of cp2,"),
+    "a renewal window as long as the lifetime": (lambda d: (put("certificates.validity_hours", 48)(d),
+                                                            put("certificates.renew_before", 2)(d)),
+                                                 "certificates.renew_before", "every run renews every one of them"),
 }
+
+
+def test_a_removal_entry_is_read_with_the_cluster_ssh_settings(base, tmp_path):
+    data = copy.deepcopy(base)
+    removing({"name": "w2", "address": "10.123.0.32", "ssh": {"port": 2222}})(data)
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cluster, problems = validate(path)
+    assert problems == []
+    (entry,) = cluster.removals
+    assert (entry.name, entry.address, entry.roles, entry.ssh_port, entry.ssh_user) == \
+        ("w2", "10.123.0.32", (), 2222, cluster.ssh.user)
+    assert cluster.removal("w2") == entry and cluster.host("w2") is None
 
 
 @pytest.mark.parametrize("case", sorted(WARNING_CASES))

@@ -51,7 +51,7 @@ def members(tmp_path_factory):
 def layout_of(members, name):
     """Member `name`'s layout here: its own data and PKI dirs; no etcd user to own the data."""
     seen = members.etcd(name)
-    return backup.EtcdLayout("external", seen.data_dir, owner=None, manifest=None, **seen.tls)
+    return etcd.EtcdLayout("external", seen.data_dir, owner=None, manifest=None, **seen.tls)
 
 
 def snapshot_dir(members, name):

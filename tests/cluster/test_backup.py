@@ -57,11 +57,11 @@ def test_stacked_members_are_the_control_planes_even_without_etcd_roles(tmp_path
 
 
 def test_the_layouts_of_both_topologies():
-    external = backup.layout(SimpleNamespace(etcd=SimpleNamespace(topology="external")))
+    external = etcd.layout(SimpleNamespace(etcd=SimpleNamespace(topology="external")))
     assert (external.data_dir, external.owner, external.manifest) == ("/var/lib/kubeha-etcd", "etcd", None)
     assert external.tls == {"cacert": "/etc/etcd/pki/ca.crt", "cert": "/etc/etcd/pki/admin-client.crt",
                             "key": "/etc/etcd/pki/admin-client.key"}
-    stacked = backup.layout(SimpleNamespace(etcd=SimpleNamespace(topology="stacked")))
+    stacked = etcd.layout(SimpleNamespace(etcd=SimpleNamespace(topology="stacked")))
     assert (stacked.data_dir, stacked.owner) == ("/var/lib/etcd", None)
     assert stacked.manifest == "/etc/kubernetes/manifests/etcd.yaml"
     assert stacked.tls["cert"] == "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
@@ -160,7 +160,7 @@ def restore_args(command):
 @pytest.mark.parametrize(("name", "members"), [("lab-ha", 3), ("topology-a", 3), ("lab-ha", 1), ("topology-a", 1)])
 def test_the_restore_plan_restores_every_member_from_the_same_snapshot_with_a_new_token(name, members, tmp_path):
     cluster = shipped(name) if members == 3 else single_member(name, tmp_path)
-    layout = backup.layout(cluster)
+    layout = etcd.layout(cluster)
     token = backup.restore_token(cluster.name, datetime(2026, 11, 22, 7, tzinfo=timezone.utc))
     assert token == f"{cluster.name}-restored-20261122T070000Z" and token != cluster.name
     plan = backup.RestorePlan(snapshot(cluster=cluster.name), token, etcd.members(cluster), layout)

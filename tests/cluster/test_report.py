@@ -1,6 +1,7 @@
 """The cluster report (cluster/report.py: summary) from tables of readings, for both etcd
 topologies and for each way the API is held."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from support import cluster_copy, shipped
 
 V = {"kubeadm": "v1.35.8", "kubelet": "v1.35.8", "kubectl": "v1.35.8"}
 UP = {"healthy": True, "version": "3.6.14"}
+NOW = datetime(2026, 11, 22, 3, 12, tzinfo=timezone.utc)
 
 
 def readings(cluster, **changes):
@@ -36,7 +38,7 @@ def readings(cluster, **changes):
 def test_a_healthy_ha_cluster(monkeypatch):
     monkeypatch.setenv("KUBEHA_STATE_DIR", str(Path.home() / ".local/state/kubeha"))
     cluster = shipped("lab-ha")
-    lines, problems = report.summary(cluster, readings(cluster))
+    lines, problems = report.summary(cluster, readings(cluster), at=NOW)
     assert problems == []
     assert lines == [
         "nodes Ready: 5/5",
@@ -48,8 +50,10 @@ def test_a_healthy_ha_cluster(monkeypatch):
         "etcd cp1: healthy, etcd 3.6.14",
         "etcd cp2: healthy, etcd 3.6.14",
         "etcd cp3: healthy, etcd 3.6.14",
-        "certificates expire first: cp1 2027-11-22 (apiserver.crt), cp2 2027-11-22 (apiserver.crt), "
-        "cp3 2027-11-22 (apiserver.crt)",
+        "certificates, the first to expire on each host:",
+        "  cp1: 2027-11-22 03:12 UTC (in 365 days), apiserver.crt",
+        "  cp2: 2027-11-22 03:12 UTC (in 365 days), apiserver.crt",
+        "  cp3: 2027-11-22 03:12 UTC (in 365 days), apiserver.crt",
         "API on https://10.123.0.10:6443: ok",
         "reach it from here: kubectl --kubeconfig ~/.local/state/kubeha/lab-ha/kubeops.kubeconfig get nodes",
     ]

@@ -41,7 +41,7 @@ def local_dir(cluster):
 
 
 def data_dir(cluster) -> str:
-    return backup.layout(cluster.definition).data_dir
+    return etcd.layout(cluster.definition).data_dir
 
 
 def snapshots_on(cluster, member) -> dict[str, backup.Snapshot]:

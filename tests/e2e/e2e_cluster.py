@@ -34,6 +34,7 @@ class DeployedCluster:
     changes: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
     stopped: dict = field(default_factory=dict)  # machine: how it was taken away
+    removed: set = field(default_factory=set)  # nodes taken out of the cluster (remove:), until they come back
 
     @classmethod
     def fresh(cls, cluster_file: Path, state_dir: Path) -> "DeployedCluster":
@@ -48,9 +49,10 @@ class DeployedCluster:
 
     # ---- the deploy -------------------------------------------------------------------------
 
-    def deploy(self, dry=False, down=()):
-        """deploy.py on every machine but those in `down` (stopped)."""
-        changes, _ = run_pyinfra(DEPLOY, self.lab.cluster_file, self.state_dir, dry=dry, down=down)
+    def deploy(self, dry=False, down=(), cluster_file=None):
+        """deploy.py on every machine but those in `down` (stopped), from the lab's cluster file or
+        `cluster_file` (a copy that adds, removes or changes something)."""
+        changes, _ = run_pyinfra(DEPLOY, cluster_file or self.lab.cluster_file, self.state_dir, dry=dry, down=down)
         return changes
 
     def timed(self, what, run):
@@ -83,8 +85,8 @@ class DeployedCluster:
 
     @property
     def running_control_plane(self) -> str:
-        """The first control plane whose machine is not stopped: where kubectl runs."""
-        return next(h for h in self.hosts_with_role("control_plane") if h not in self.stopped)
+        """The first control plane whose machine is not stopped or removed: where kubectl runs."""
+        return next(h for h in self.hosts_with_role("control_plane") if h not in self.stopped and h not in self.removed)
 
     # ---- the machines -----------------------------------------------------------------------
 
@@ -195,29 +197,65 @@ class DeployedCluster:
         Failover for what is measured."""
         holders = wait_until(self.vip_holders, 60)
         assert len(holders) == 1, f"the VIP is held by {holders}"
-        assert wait_until(self.api_answers_through_vip, 60), "the API does not answer through the VIP"
-        probes, done = [], threading.Event()
-
-        def probe():
-            while not done.is_set():
-                probes.append((time.monotonic(), self.api_answers_through_vip()))
-                time.sleep(0.2)
-
-        prober = threading.Thread(target=probe, daemon=True)
-        started = time.monotonic()
-        prober.start()
-        try:
+        with self.probed_through_vip() as probe:
+            started = time.monotonic()
             self.stop(holders[0], fault)
             stopped = time.monotonic()
-            assert wait_until(lambda: any(ok for at, ok in probes if at > stopped), 180, interval=0.2), \
+            assert wait_until(lambda: probe.answered_since(stopped), 180, interval=0.2), \
                 f"the API does not answer through the VIP since {holders[0]} stopped"
+        return Failover(holders[0], fault, stopped - started, probe.outage_seconds)
+
+    @contextmanager
+    def probed_through_vip(self):
+        """The API probed through the VIP every 0.2 s from another thread while inside (it must
+        answer first); yields the VipProbe."""
+        assert wait_until(self.api_answers_through_vip, 60), "the API does not answer through the VIP"
+        probe = VipProbe(self.api_answers_through_vip)
+        probe.start()
+        try:
+            yield probe
         finally:
-            done.set()
-            prober.join()
-        first_failure = next((at for at, ok in probes if not ok), None)
-        back = next((at for at, ok in probes if ok and first_failure is not None and at > first_failure), None)
-        return Failover(holders[0], fault, stopped - started,
-                        0.0 if first_failure is None else back - first_failure)
+            probe.stop()
+
+
+class VipProbe(threading.Thread):
+    """Asks `answers()` every 0.2 s until stopped, keeping (time, answered) of each probe."""
+
+    def __init__(self, answers):
+        super().__init__(daemon=True)
+        self.answers = answers
+        self.probes = []
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            self.probes.append((time.monotonic(), self.answers()))
+            time.sleep(0.2)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+
+    def answered_since(self, moment):
+        return any(ok for at, ok in self.probes if at > moment)
+
+    @property
+    def failures(self):
+        return sum(1 for _, ok in self.probes if not ok)
+
+    @property
+    def outage_seconds(self):
+        """The longest time the API did not answer: from a failed probe to the next answer (to the
+        last probe if none came); 0 when no probe failed."""
+        longest, failed_at = 0.0, None
+        for at, ok in self.probes:
+            if not ok and failed_at is None:
+                failed_at = at
+            elif ok and failed_at is not None:
+                longest, failed_at = max(longest, at - failed_at), None
+        if failed_at is not None:
+            longest = max(longest, self.probes[-1][0] - failed_at)
+        return longest
 
 
 @dataclass

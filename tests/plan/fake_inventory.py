@@ -3,7 +3,8 @@
 Host names are @fake/<node>; each host's canned command outputs come from the JSON file named
 by $KUBEHA_FAKE_STATE ({node: {command substring: output}}, "*" for every node), so a test
 can describe a fresh cluster or a converged one. Anything not given answers as a fresh Debian 13
-amd64 host.
+amd64 host. The nodes listed under "down" are left out of the inventory: pyinfra could not
+connect to them (the @fake connector always connects).
 """
 
 import json
@@ -26,7 +27,9 @@ if os.environ.get("KUBEHA_FAKE_STATE"):
         _responses = json.load(_file)
 
 _groups = groups(load_checked(), name_prefix="@fake/")
-for _members in _groups.values():
+_down = set(_responses.get("down", []))
+for _group, _members in _groups.items():
+    _groups[_group] = _members = [(_name, _data) for _name, _data in _members if _data["node_name"] not in _down]
     for _name, _data in _members:
         _node = _data["node_name"]
         _data["fake_delay"] = 0
@@ -40,3 +43,4 @@ control_plane = _groups["control_plane"]
 etcd = _groups["etcd"]
 workers = _groups["workers"]
 lb = _groups["lb"]
+removing = _groups["removing"]

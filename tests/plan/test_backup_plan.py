@@ -85,7 +85,7 @@ def test_stacked_control_planes_get_etcdctl_and_etcdutl_from_the_pinned_release(
 
 def converged_member(cluster, name):
     me = backup.member(cluster, name)
-    layout = backup.layout(cluster)
+    layout = etcd.layout(cluster)
     responses = {**stat_response(backup.SNAPSHOT_DIR, "root", "drwx------"),
                  **sha256_response(backup.SCRIPT, backup.snapshot_script(cluster, me, layout, paths.BIN_DIR))}
     for unit, content in backup.snapshot_units(cluster, me).items():

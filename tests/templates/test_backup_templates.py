@@ -17,7 +17,7 @@ SHELL = shutil.which("dash") or shutil.which("sh")
 @pytest.mark.parametrize("name", ["lab-ha", "topology-a"])
 def test_every_member_gets_a_script_for_its_own_member_and_certificates(name, tmp_path):
     cluster, _ = cluster_copy(name, tmp_path, **{"backup.keep": 3, "backup.min_free_mb": 200})
-    layout = backup.layout(cluster)
+    layout = etcd.layout(cluster)
     for member in etcd.members(cluster):
         script = backup.snapshot_script(cluster, member, layout, paths.BIN_DIR)
         assert script.startswith("#!/bin/sh\n")
@@ -35,7 +35,7 @@ def test_every_member_gets_a_script_for_its_own_member_and_certificates(name, tm
 
 def test_stacked_members_use_kubeadms_etcd_client_certificate():
     cluster = shipped("topology-a")
-    script = backup.snapshot_script(cluster, etcd.members(cluster)[0], backup.layout(cluster), paths.BIN_DIR)
+    script = backup.snapshot_script(cluster, etcd.members(cluster)[0], etcd.layout(cluster), paths.BIN_DIR)
     assert "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt" in script
 
 
@@ -45,7 +45,7 @@ def test_systemd_accepts_the_service_and_the_timer(schedule, tmp_path):
     cluster, _ = cluster_copy("lab-ha", tmp_path, **{"backup.schedule": schedule})
     member = etcd.members(cluster)[1]
     script = tmp_path / "kubeha-etcd-backup"  # verify wants the program to exist
-    script.write_text(backup.snapshot_script(cluster, member, backup.layout(cluster), paths.BIN_DIR))
+    script.write_text(backup.snapshot_script(cluster, member, etcd.layout(cluster), paths.BIN_DIR))
     script.chmod(0o700)
     for unit, content in backup.snapshot_units(cluster, member).items():
         (tmp_path / unit).write_text(content.replace(backup.SCRIPT, str(script)))

@@ -72,3 +72,20 @@ def test_kubeadm_accepts_every_generated_config(loaded, tmp_path):
         path.write_text(text)
         result = subprocess.run([binary, "config", "validate", "--config", str(path)], capture_output=True, text=True)
         assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
+
+
+def test_the_stored_configuration_drifts_only_in_what_changes_after_init(loaded):
+    cluster, secrets = loaded
+    stored = yaml.safe_load(kubeadm.cluster_config(cluster, secrets))
+    assert stored["kind"] == "ClusterConfiguration"
+    assert kubeadm.cluster_config_drift(cluster, stored) == {}
+    # as kubeadm stores it: the same duration, other fields defaulted
+    assert kubeadm.cluster_config_drift(cluster, {**stored, "certificateValidityPeriod": "8760h0m0.000s",
+                                                  "dns": {}}) == {}
+    drift = kubeadm.cluster_config_drift(cluster, {**stored, "certificateValidityPeriod": "48h0m0s"})
+    assert drift == {"certificateValidityPeriod": ("48h0m0s", "8760h0m0s")}
+    if cluster.etcd.topology == "external":
+        fewer = {**stored, "etcd": {"external": {"endpoints": kubeadm.etcd_endpoints(cluster)[1:]}}}
+        assert set(kubeadm.cluster_config_drift(cluster, fewer)) == {"etcd.external.endpoints"}
+    else:
+        assert kubeadm.etcd_endpoints(cluster) == []
