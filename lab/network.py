@@ -119,7 +119,8 @@ def host_net_ok(lab: LabConfig, host: Host) -> bool:
     if veth is None or veth.get("master") != paths.BRIDGE:
         return False
     eth0 = link("eth0", netns=host.netns)
-    if eth0 is None or _addrs(eth0) != {f"{host.address}/{lab.prefixlen}"}:
+    # the host's own address; others are the cluster's (a VIP keepalived or kube-vip put there)
+    if eth0 is None or f"{host.address}/{lab.prefixlen}" not in _addrs(eth0):
         return False
     routes = _ip_json("route", "show", "default", netns=host.netns)
     return any(r.get("gateway") == lab.gateway for r in routes)

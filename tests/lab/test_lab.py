@@ -412,6 +412,20 @@ def test_up_again_reuses_the_running_lab(lab):
     assert took < 30
 
 
+def test_up_leaves_a_host_alone_that_holds_a_vip(lab):
+    """A VIP on a host's eth0 (keepalived's, kube-vip's) is the cluster's, not a broken network:
+    found when adding a worker to a running cluster restarted both lb hosts, one after the other
+    as the VIP moved."""
+    h = lab.hosts[0]
+    lab.sudo(h, "ip addr add 10.123.0.249/24 dev eth0")
+    try:
+        leader = host_status(lab, h.name)["leader"]
+        lab.up()
+        assert host_status(lab, h.name)["leader"] == leader
+    finally:
+        lab.sudo(h, "ip addr del 10.123.0.249/24 dev eth0", check=False)
+
+
 def test_up_repairs_a_half_broken_lab(lab):
     victim, other = lab.hosts[3], lab.hosts[4]
     pidfile = paths.RUN / f"machine-{victim.name}.pid"
