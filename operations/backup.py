@@ -27,7 +27,7 @@ from facts.api import ApiHealthz
 from facts.backup import SnapshotFile, Snapshots, StaticPod
 from facts.etcd import EtcdHealth
 from facts.host import UnitInstalled
-from operations.etcd import _retry
+from operations.etcd import WAIT_ATTEMPTS, _retry
 from operations.failure import fail
 
 APISERVER = "kube-apiserver"
@@ -478,8 +478,24 @@ def start_etcd(plan):
         if not where["manifest"]:
             yield f"mv {backup.aside(plan.layout.manifest)} {plan.layout.manifest}"
         yield _kubelet_runs()
-    yield _retry(plan.layout.etcdctl([me.client_url], "endpoint health >/dev/null 2>&1"),
-                 f"etcd member {me.name} did not become healthy after the restore")
+        yield _etcd_container_started()
+    healthy = plan.layout.etcdctl([me.client_url], "endpoint health >/dev/null 2>&1")
+    if plan.layout.topology == "stacked":
+        # what the kubelet and etcd say, should the member not come back
+        healthy = (f"{{ {healthy}; }} || {{ [ $n -lt {WAIT_ATTEMPTS - 1} ] || "
+                   f"{{ crictl ps -a --name '^etcd$' >&2; id=$(crictl ps -a -q --name '^etcd$' | head -1); "
+                   f'[ -z "$id" ] || crictl logs --tail 20 "$id" >&2; false; }}; }}')
+    yield _retry(healthy, f"etcd member {me.name} did not become healthy after the restore")
+
+
+def _etcd_container_started():
+    """kubeadm's etcd container running within a minute of its manifest's return; else the
+    kubelet is restarted once, to read its manifests afresh. Once, on the lab, a member whose
+    etcd had been stopped twice under it did not come back healthy in two minutes (the
+    second drill of losing every member); alone, the same drill passed."""
+    running = "crictl ps -q --name '^etcd$' | grep -q ."
+    return (f"n=0; while ! {running} && [ $n -lt 60 ]; do sleep 1; n=$((n+1)); done; "
+            f"{running} || systemctl restart kubelet")
 
 
 @operation()
