@@ -488,8 +488,24 @@ def start_etcd(cluster, node, plan):
         if not where["manifest"]:
             yield f"mv {backup.aside(plan.layout.manifest)} {plan.layout.manifest}"
         yield _kubelet_runs()
-    yield retry(plan.layout.etcdctl([me.client_url], "endpoint health >/dev/null 2>&1"),
-                 f"etcd member {me.name} did not become healthy after the restore")
+        yield _etcd_container_started()
+    healthy = plan.layout.etcdctl([me.client_url], "endpoint health >/dev/null 2>&1")
+    # what the kubelet and etcd say, should a stacked member not come back
+    diagnose = None
+    if plan.layout.topology == "stacked":
+        diagnose = ("crictl ps -a --name '^etcd$'; id=$(crictl ps -a -q --name '^etcd$' | head -1); "
+                    '[ -z "$id" ] || crictl logs --tail 20 "$id"')
+    yield retry(healthy, f"etcd member {me.name} did not become healthy after the restore", diagnose=diagnose)
+
+
+def _etcd_container_started():
+    """kubeadm's etcd container running within a minute of its manifest's return; else the
+    kubelet is restarted once, to read its manifests afresh. Once, on the lab, a member whose
+    etcd had been stopped twice under it did not come back healthy in two minutes (the
+    second drill of losing every member); alone, the same drill passed."""
+    running = "crictl ps -q --name '^etcd$' | grep -q ."
+    return (f"n=0; while ! {running} && [ $n -lt 60 ]; do sleep 1; n=$((n+1)); done; "
+            f"{running} || systemctl restart kubelet")
 
 
 @operation()

@@ -16,9 +16,11 @@ def fail(message):
         host.noop(f"will fail: {message}")
 
 
-def retry(command, what, attempts=60, delay=2):
+def retry(command, what, attempts=60, delay=2, diagnose=None):
     """A command that runs `command` until it succeeds, at most `attempts` times `delay` seconds
-    apart, and then fails with `what` (and how long it waited) on stderr."""
-    return (f"n=0; until {command}; do n=$((n+1)); if [ $n -ge {attempts} ]; then "
+    apart, and then fails with `what` (and how long it waited) on stderr, after what the
+    command `diagnose` (if any) prints, also on stderr."""
+    explain = f"{{ {diagnose}; }} >&2; " if diagnose else ""
+    return (f"n=0; until {command}; do n=$((n+1)); if [ $n -ge {attempts} ]; then {explain}"
             f"echo {shlex.quote(f'kubeha: {what} (gave up after {attempts * delay}s)')} >&2; exit 1; fi; "
             f"sleep {delay}; done")

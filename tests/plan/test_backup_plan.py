@@ -416,3 +416,21 @@ def test_a_run_restores_every_member_with_the_same_token_and_keeps_the_old_data(
     for node in ("w1", "w2"):
         assert "systemctl restart kubelet" in commands[node]
         assert not any("crictl stop" in c for c in commands[node])
+
+
+def test_a_stacked_run_nudges_a_kubelet_that_does_not_start_etcd_and_says_why_a_member_stays_down(workdir):
+    cluster = cluster_of("topology-a", workdir)
+    snap = local_snapshot(cluster)
+    responses = lost_quorum(cluster)
+    status, good = checked_copy(snap)
+    for name in ("k1", "k2", "k3"):
+        responses[name] = {status: good, **responses[name]}
+    commands, output = run(workdir, "topology-a", "restore.py", answering_again(cluster, responses), execute=True,
+                           env={backup.RESTORE_ENV: snap.name})
+    for node in ("k1", "k2", "k3"):
+        sequence = commands[node]
+        first = lambda words: next(i for i, c in enumerate(sequence) if words in c)  # noqa: E731
+        nudge = first("crictl ps -q --name '^etcd$' | grep -q . || systemctl restart kubelet")
+        wait = first("endpoint health >/dev/null")
+        assert first("etcdutl snapshot restore") < nudge < wait, output[-3000:]
+        assert "crictl logs --tail 20" in sequence[wait], "a member that stays down shows what etcd says"
