@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
 
+from gevent.lock import RLock
 from pyinfra import host, logger, state
 from pyinfra.api import FileDownloadCommand, FileUploadCommand, FunctionCommand, operation
 from pyinfra.api.exceptions import PyinfraError
@@ -59,12 +60,18 @@ def _newest_on_members(cluster):
 
 
 _ONCE = {}  # what is read once per run: {(what, cluster name): value}
+_ONCE_LOCK = RLock()
 
 
 def _once(what, cluster, read):
+    # pyinfra runs a deploy file for all hosts at once, in greenlets that switch whenever a
+    # fact is read: without the lock every host read it for itself. Found on the lab, where the
+    # three members each restored with a cluster token of their own (taken a second apart)
+    # and formed three clusters of one.
     key = (what, cluster.name)
-    if key not in _ONCE:
-        _ONCE[key] = read()
+    with _ONCE_LOCK:
+        if key not in _ONCE:
+            _ONCE[key] = read()
     return _ONCE[key]
 
 
