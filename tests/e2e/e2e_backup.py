@@ -130,6 +130,13 @@ def pods(cluster, app):
         for p in cluster.pods("default", f"app={app}")}
 
 
+def kept_aside(cluster):
+    """{member: the data dirs a restore moved aside on it}"""
+    return {member: set(cluster.lab.sudo(member, f"ls -d {data_dir(cluster)}/member.before-restore-* 2>/dev/null "
+                                                 "|| true").stdout.split())
+            for member in members(cluster)}
+
+
 @dataclass
 class Drill:
     """ConfigMap A written, a snapshot taken (backup.py), ConfigMap B written, then `wiped`
@@ -168,6 +175,7 @@ class Drill:
             assert planned_on(plan, "Restore: restore every member into a new data dir") == set(members(cluster))
             assert not serves(cluster, f"{tag}-a"), "--dry changed something"
 
+            set_aside = kept_aside(cluster)
             started = time.monotonic()
             restore(cluster, snapshot.name)
             assert wait_until(cluster.api_answers_through_vip, 300, interval=0.5), "the API does not answer through the VIP"
@@ -183,10 +191,11 @@ class Drill:
             cluster.kubectl(f"scale deployment/{tag} --replicas={2 * len(cluster.nodes)}")
             cluster.kubectl(f"rollout status deployment/{tag} --timeout=240s", timeout=300)
             assert sum(ready for _, ready in pods(cluster, tag).values()) == 2 * len(cluster.nodes)
-            # the old data is kept beside the restored member
+            # the old data is kept beside the restored member (an earlier drill's is kept too)
+            now_aside = kept_aside(cluster)
             for member in members(cluster):
-                aside = cluster.lab.sudo(member, f"ls -d {data_dir(cluster)}/member.before-restore-* 2>/dev/null || true")
-                assert bool(aside.stdout.strip()) == (member not in lost), (member, aside.stdout)
+                assert bool(now_aside[member] - set_aside[member]) == (member not in lost), (member, now_aside[member])
+                assert set_aside[member] <= now_aside[member], (member, set_aside[member], now_aside[member])
 
             first = cluster.timed(f"deploy after a restore ({self.wiped} wiped)", cluster.deploy)
             assert not [op for op in first if op.startswith(("tasks/etcd.py", "tasks/control_plane.py"))], first
