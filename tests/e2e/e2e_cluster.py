@@ -144,13 +144,19 @@ class DeployedCluster:
 
     # ---- state of the nodes -----------------------------------------------------------------
 
-    def node_readiness(self) -> dict[str, bool]:
-        nodes = self.kubectl_json("get nodes")["items"]
+    def node_readiness(self, check=True) -> dict[str, bool]:
+        """{node: Ready}; with check=False, {} while the API does not answer on the machine
+        kubectl runs on (e.g. a control plane that has just started again)."""
+        result = self.kubectl("get nodes -o json", check=check)
+        if result.returncode != 0:
+            return {}
         return {n["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True"
-                                           for c in n["status"]["conditions"]) for n in nodes}
+                                           for c in n["status"]["conditions"])
+                for n in json.loads(result.stdout)["items"]}
 
     def all_ready(self, names) -> bool:
-        readiness = self.node_readiness()
+        """Every node named is Ready (a wait's condition: not yet while the API does not answer)."""
+        readiness = self.node_readiness(check=False)
         return all(readiness.get(n) for n in names)
 
     def pods(self, namespace="kube-system", selector=None):
