@@ -4,7 +4,7 @@ PYTHON ?= python3
 PYTEST = $(PYTHON) -m pytest
 APT_PACKAGES = $(shell grep -hv '^\#' tests/requirements-apt.txt lab/requirements-apt.txt)
 
-.PHONY: setup artifacts lab deploy dry-run test test-fast test-lab test-e2e test-large down
+.PHONY: setup artifacts lab deploy dry-run test test-fast test-lab test-e2e test-e2e-more test-large down
 
 setup:  ## Debian packages and pinned Python packages
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -37,7 +37,10 @@ test-fast:  ## no machines needed: cluster file, templates checked by real tools
 test-lab: artifacts  ## the lab's own tests, the artifacts, the integration tier on the lab's machines
 	KUBEHA_REQUIRE_MACHINES=1 $(PYTEST) -m "lab or artifacts" -q -rs --durations=15
 
-test-e2e: artifacts  ## whole clusters (HA, compact) deployed on fresh lab machines, then made to lose machines
+test-e2e: artifacts  ## whole clusters (HA, compact) deployed on fresh lab machines, made to lose machines, then a day-2 journey each
+	KUBEHA_REQUIRE_MACHINES=1 $(PYTEST) tests/e2e -m "e2e and not e2e_more" -q -rs -s --durations=15
+
+test-e2e-more: artifacts  ## test-e2e with the day-2 scenarios kept out of CI's time (marker e2e_more); outside CI
 	KUBEHA_REQUIRE_MACHINES=1 $(PYTEST) tests/e2e -m e2e -q -rs -s --durations=15
 
 test-large: artifacts  ## the twelve-machine layout (5 control planes), a worker added to it running; outside CI

@@ -14,6 +14,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "artifacts: needs the built artifacts")
     config.addinivalue_line("markers", "e2e: deploys a whole cluster on the lab")
     config.addinivalue_line("markers", "large: the twelve-machine layout, outside CI (make test-large)")
+    config.addinivalue_line("markers", "e2e_more: a long day-2 scenario kept out of CI's time budget, often one CI "
+                                       "proves on the other layout (make test-e2e-more runs every e2e test)")
 
 
 @pytest.fixture(params=sorted(CLUSTER_FILES))

@@ -39,6 +39,10 @@ class TestBackupAndRestore(BackupAndRestore):
     """Then the drills lose etcd for real (two members' data, then all three) and restore it; the
     rest of the cluster's life below goes on with the restored cluster."""
 
+    @pytest.mark.e2e_more  # CI restores two of three members on the HA layout
+    def test_a_restore_after_losing_two_of_three_members(self, cluster):
+        super().test_a_restore_after_losing_two_of_three_members(cluster)
+
 
 def renewable(expiry):
     """The certificates kubeha renews: not the CAs, not the kubelet's (it rotates its own)."""
@@ -60,6 +64,7 @@ class TestTheRestOfItsLife:
         assert moved_aside(cluster.lab, "k4") == ["/var/lib/kubelet"]
         cluster.lab.ssh("k4", "true")  # its SSH was never cut
 
+    @pytest.mark.e2e_more  # about 5 min: each control plane's static pods restart in turn
     def test_every_certificate_is_renewed_and_the_next_run_renews_nothing(self, cluster, tmp_path):
         remove = [entry_of(cluster.lab, "k4")]
         renewing = changed_copy(cluster.lab.cluster_file, tmp_path, "compact-renew", remove=remove,

@@ -101,6 +101,14 @@ class TestBackupAndRestore(BackupAndRestore):
     """Then the drills lose etcd for real (two members' data, then all three) and restore it; the
     rest of the cluster's life below goes on with the restored cluster."""
 
+    @pytest.mark.e2e_more  # CI runs the timer's service on the compact layout
+    def test_the_timers_service_takes_one_snapshot_per_run_on_the_leader_and_prunes_the_oldest(self, cluster):
+        super().test_the_timers_service_takes_one_snapshot_per_run_on_the_leader_and_prunes_the_oldest(cluster)
+
+    @pytest.mark.e2e_more  # CI restores every member on the compact layout
+    def test_a_restore_after_losing_every_member(self, cluster):
+        super().test_a_restore_after_losing_every_member(cluster)
+
 
 class TestRemovingNodes:
     """Chained on the cluster the tests above leave (all seven machines back): a worker taken out
@@ -172,6 +180,7 @@ class TestRemovingNodes:
         assert cluster.timed("no-op re-run after removing the first control plane",
                              lambda: cluster.deploy(cluster_file=without_cp1)) == {}
 
+    @pytest.mark.e2e_more  # a control plane lost, wiped and joining again: TestLosingMachines in CI
     def test_the_removed_machine_comes_back_wiped_as_a_new_control_plane(self, cluster, tmp_path):
         back = {"name": "cp1", "address": cluster.lab.host("cp1").address, "roles": ["control_plane"]}
         with_cp1 = changed_copy(cluster.lab.cluster_file, tmp_path, "ha-cp1-back", drop=["w2", "cp1"],
