@@ -266,6 +266,15 @@ def shell_syntax_ok(commands):
 # ---------------------------------------------------------------------------------------------
 # The lab tiers: pyinfra for real, and waiting for the machines
 
+def failed_hosts_lines(output, failed, most=80):
+    """What pyinfra printed for the failed hosts: their lines of the whole run, which the output's
+    tail alone may no longer hold (a long run prints every later stage after the error)."""
+    prefixes = tuple(f"[{name}]" for name in failed)
+    lines = [line for line in output.splitlines() if line.strip().startswith(prefixes)
+             and line.strip().partition("]")[2].strip() not in ("Success", "No changes", "Skipped")]
+    return "the failed hosts' lines:\n" + "\n".join(lines[-most:])
+
+
 def run_pyinfra(deploy, cluster_file, state_dir, dry=False, inventory="inventory.py", timeout=3000, down=()):
     """Runs pyinfra on the cluster file's hosts. Returns {operation name: set of hosts} of
     the operations that would change (dry) or changed something (real run), and the output.
@@ -284,7 +293,8 @@ def run_pyinfra(deploy, cluster_file, state_dir, dry=False, inventory="inventory
     else:
         results = report["results"]
         assert result.returncode == (1 if down else 0) and set(results["failed_hosts"]) == set(down), \
-            f"pyinfra failed ({result.returncode}): {results['failed_hosts']}\n{result.stderr[-5000:]}"
+            f"pyinfra failed ({result.returncode}): {results['failed_hosts']}\n" \
+            f"{failed_hosts_lines(result.stderr, results['failed_hosts'])}\n{result.stderr[-5000:]}"
         changes = {op["name"]: set(op["success"]) for op in results["operations"]}
     return {name: hosts for name, hosts in changes.items() if hosts}, result.stderr
 
