@@ -269,7 +269,7 @@ def join(etcd, member, applied):
             _warn(f"{name} holds data but is not a member (it was removed): moving the data aside")
             yield from _move_data_aside(etcd)
         else:
-            yield from _stop_and_move_leftovers_aside(etcd)
+            yield from _move_data_aside(etcd, leftovers=True)
         add = etcdctl(f"member add {me.name} --peer-urls={me.peer_url} --learner")
         yield retry(f"{{ {add} || {listed} ', {me.peer_url},'; }}", f"could not add {name} as a learner",
                      attempts=CHANGE_ATTEMPTS)
@@ -285,21 +285,17 @@ def join(etcd, member, applied):
     yield _write_applied(applied)
 
 
-def _move_data_aside(etcd):
-    """etcd stopped, its data kept beside the data dir (never deleted) for an operator to read."""
-    yield f"systemctl stop {SERVICE}"
-    yield (f"mv {shlex.quote(etcd.data_dir)}/member "
-           f"{shlex.quote(etcd.data_dir)}/member.removed-$(date +%Y%m%dT%H%M%S)")
+def _move_data_aside(etcd, leftovers=False):
+    """etcd stopped, its data kept beside the data dir (never deleted) for an operator to read.
 
-
-def _stop_and_move_leftovers_aside(etcd):
-    """A unit failing at every start (wiped data dir) is restarted by systemd while the
-    membership changes: once this member is removed, a start with the old environment
-    bootstraps a data dir of its own that the learner would then start from, and never catch
-    up. Stopped first; whatever such a start left is kept aside (never deleted)."""
+    `leftovers`: only if there is any. A unit failing at every start (wiped data dir) is
+    restarted by systemd while the membership changes: once this member is removed, a start with
+    the old environment bootstraps a data dir of its own, which the learner would then start from
+    and never catch up."""
     yield f"systemctl stop {SERVICE}"
-    member_dir = shlex.quote(f"{etcd.data_dir}/member")
-    yield (f"if [ -e {member_dir} ]; then mv {member_dir} {member_dir}.removed-$(date +%Y%m%dT%H%M%S); fi")
+    data_dir = shlex.quote(etcd.data_dir)
+    move = f"mv {data_dir}/member {data_dir}/member.removed-$(date +%Y%m%dT%H%M%S)"
+    yield f"if [ -e {data_dir}/member ]; then {move}; fi" if leftovers else move
 
 
 def _client_urls(etcd, members, me):
