@@ -39,9 +39,7 @@ class TestBackupAndRestore(BackupAndRestore):
     """Then the drills lose etcd for real (two members' data, then all three) and restore it; the
     rest of the cluster's life below goes on with the restored cluster."""
 
-    @pytest.mark.e2e_more  # CI restores two of three members on the HA layout
-    def test_a_restore_after_losing_two_of_three_members(self, cluster):
-        super().test_a_restore_after_losing_two_of_three_members(cluster)
+    MORE = {"test_a_restore_after_losing_two_of_three_members"}  # CI runs it on the HA layout
 
 
 def renewable(expiry):

@@ -101,13 +101,9 @@ class TestBackupAndRestore(BackupAndRestore):
     """Then the drills lose etcd for real (two members' data, then all three) and restore it; the
     rest of the cluster's life below goes on with the restored cluster."""
 
-    @pytest.mark.e2e_more  # CI runs the timer's service on the compact layout
-    def test_the_timers_service_takes_one_snapshot_per_run_on_the_leader_and_prunes_the_oldest(self, cluster):
-        super().test_the_timers_service_takes_one_snapshot_per_run_on_the_leader_and_prunes_the_oldest(cluster)
-
-    @pytest.mark.e2e_more  # CI restores every member on the compact layout
-    def test_a_restore_after_losing_every_member(self, cluster):
-        super().test_a_restore_after_losing_every_member(cluster)
+    # CI runs the timer's service and the every-member drill on the compact layout
+    MORE = {"test_the_timers_service_takes_one_snapshot_per_run_on_the_leader_and_prunes_the_oldest",
+            "test_a_restore_after_losing_every_member"}
 
 
 class TestRemovingNodes:
